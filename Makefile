@@ -85,12 +85,19 @@ integration: all
 	@BUILD=$(abspath $(BUILD)) regress/run-integration
 
 mandoc-lint:
-	@mandoc -Tlint -Wwarning $(MANS) && echo "mandoc: $(words $(MANS)) pages clean"
+	@if mandoc -Tlint -Wwarning $(MANS); then \
+	    echo "mandoc: $(words $(MANS)) pages clean"; \
+	    [ -z "$$RESULTS" ] || echo "mandoc $(words $(MANS)) 0" >> $$RESULTS; \
+	else [ -z "$$RESULTS" ] || echo "mandoc 0 1" >> $$RESULTS; exit 1; fi
 
 deps:
 	@etc/install-deps
 
+# Counts of every suite, summed up by regress/summary at the end.
+check: export RESULTS := $(abspath build-asan/results)
+
 check: deps
+	@mkdir -p build-asan && rm -f $(RESULTS)
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=build-asan all unit
 	@$(MAKE) --no-print-directory mandoc-lint
