@@ -17,11 +17,13 @@ PKGS	 = libevent jansson inih libbsd sqlite3 libpq libseccomp libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS	?= -O2 -g
-CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+OPTFLAGS ?= -O2 -g
+CFLAGS	+= $(OPTFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	   -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter \
 	   -fno-strict-aliasing -D_GNU_SOURCE -Icommon $(PKG_CFLAGS)
 LDLIBS	+= $(PKG_LIBS) -lhttp_parser
+CFLAGS	+= $(EXTRA_CFLAGS)
+LDFLAGS	+= $(EXTRA_LDFLAGS)
 ifeq ($(SANITIZE),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
@@ -114,15 +116,15 @@ FUZZ_SRCS := $(sort $(wildcard regress/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:regress/fuzz/%.c=build-fuzz/%)
 
 fuzz:
-	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
-	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" fuzz-bins
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPTFLAGS="-O1 -g" \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" fuzz-bins
 
 fuzz-bins: $(FUZZ_BINS)
 
 build-fuzz/fuzz_%: regress/fuzz/fuzz_%.c $(COMMON_OBJS) $(foreach p,$(PROGS),$(call prog_libobjs,$(p)))
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(addprefix -I,$(PROGS)) -o $@ $< \
-	    $(call unit_deps,$(subst fuzz_,test_,$*)) $(LDLIBS)
+	    $(call unit_deps,test_$*) $(LDFLAGS) $(LDLIBS)
 
 fuzz-smoke: fuzz
 	@regress/run-fuzz $(FUZZ_BINS)

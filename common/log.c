@@ -37,6 +37,9 @@ log_init(const char *proc, int to_syslog)
 	tzset();
 }
 
+static void	log_msg_at(enum log_level, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 void
 log_setproc(const char *proc)
 {
@@ -47,6 +50,21 @@ void
 log_setlevel(enum log_level lvl)
 {
 	log_level = lvl;
+}
+
+/* Say so at whichever of the two levels is more verbose, so it shows. */
+void
+log_setlevel_announce(enum log_level lvl)
+{
+	enum log_level	 old = log_level;
+
+	if (lvl > old)
+		log_msg_at(old <= LOG_LVL_INFO ? LOG_LVL_INFO : old,
+		    "log level set to %s", level_names[lvl]);
+	log_level = lvl;
+	if (lvl <= old)
+		log_msg_at(lvl <= LOG_LVL_INFO ? LOG_LVL_INFO : lvl,
+		    "log level set to %s", level_names[lvl]);
 }
 
 enum log_level
@@ -161,6 +179,16 @@ log_msg(enum log_level lvl, const char *fmt, va_list ap)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	log_write(lvl, msg);
+}
+
+static void
+log_msg_at(enum log_level lvl, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_msg(lvl, fmt, ap);
+	va_end(ap);
 }
 
 /* Like log_msg, with ": strerror(errno)" appended. */

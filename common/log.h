@@ -22,6 +22,8 @@ enum log_level {
 void	 log_init(const char *proc, int to_syslog);
 void	 log_setproc(const char *proc);
 void	 log_setlevel(enum log_level);
+/* set and log the change so that it shows at either level */
+void	 log_setlevel_announce(enum log_level);
 enum log_level log_getlevel(void);
 /* "trace" .. "error", also "warning"; -1 when unknown */
 int	 log_level_parse(const char *);

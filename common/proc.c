@@ -232,7 +232,12 @@ helper_peer_closed(struct msgchan *c, void *arg)
 		log_debug("byd closed the channel; exiting");
 		helper_exit(0);
 	}
-	fatalx("lost channel to %s", c->name);
+	/*
+	 * A peer that goes away is either stopping in order or dead, and
+	 * in both cases byd (which reaps it) decides what happens to the
+	 * suite.  Keep the dead channel: sends on it fail with EPIPE.
+	 */
+	log_debug("channel to %s closed", c->name);
 }
 
 static void
@@ -295,8 +300,7 @@ helper_dispatch_byd(struct msgchan *c, struct msg *m, void *arg)
 		memcpy(&v, m->data, sizeof(v));
 		if (v.value < LOG_LVL_TRACE || v.value > LOG_LVL_ERROR)
 			fatalx("bad log level %d", v.value);
-		log_setlevel((enum log_level)v.value);
-		log_info("log level set to %s", log_level_name(v.value));
+		log_setlevel_announce((enum log_level)v.value);
 		return;
 	case MSG_DRAIN:
 		log_info("entering drain mode");
@@ -398,9 +402,13 @@ helper_signal(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
-		/* byd's death (PDEATHSIG) or an operator: leave quietly */
-		log_debug("signal %d: exiting", (int)sig);
-		helper_exit(0);
+		/* byd's death (PDEATHSIG) or an operator: stop in order */
+		log_debug("signal %d: stopping", (int)sig);
+		if (helper->shutdown != NULL)
+			helper->shutdown();
+		else
+			helper_exit(0);
+		break;
 	default:
 		/* SIGHUP and SIGUSR1 belong to byd; ignore */
 		break;

@@ -145,7 +145,7 @@ __attribute__((noreturn)) void helper_main(int argc, char **argv,
 		    const struct helper *);
 __attribute__((noreturn)) void helper_exit(int status);
 
-/* Send to a peer (fatal when the channel does not exist). */
+/* Send to a peer: -1 (EPIPE) once it is gone; fatal if no such channel. */
 int		 proc_send(enum proc_id, uint32_t type, uint32_t peerid,
 		    int fd, const void *data, size_t len);
 

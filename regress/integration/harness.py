@@ -182,7 +182,8 @@ class Byd:
     def byctl(self, *args, user=None, check=True):
         cmd = [BYCTL, "-s", self.sock] + list(args)
         if user:
-            cmd = ["setpriv", "--reuid=" + user, "--regid=" + user,
+            cmd = ["setpriv", "--reuid=" + user,
+                   "--regid=" + str(pwd.getpwnam(user).pw_gid),
                    "--init-groups"] + cmd
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
         if check and r.returncode != 0:

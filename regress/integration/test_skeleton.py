@@ -297,7 +297,7 @@ class Startup(unittest.TestCase):
         self.assertIn(".nope", r.stderr)
 
     def test_not_built_feature_refused_by_name(self):
-        self.byd.write_config(self.byd.config_text() +
+        self.byd.write_config(text=self.byd.config_text() +
                               '\n[oidc]\nissuer_url = "https://x"\n')
         r = subprocess.run([BYD, "-n", "-f", self.byd.conf],
                            capture_output=True, text=True)
@@ -320,7 +320,7 @@ class Startup(unittest.TestCase):
             self.assertIn("started by byd", r.stderr)
 
     def test_bad_bwrap_path_fails_startup(self):
-        self.byd.write_config(self.byd.config_text() +
+        self.byd.write_config(text=self.byd.config_text() +
                               '\n[process]\nbwrap_path = "/nonexistent/bwrap"\n')
         self.byd.start(wait=False)
         rc = self.byd.wait_exit()

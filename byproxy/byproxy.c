@@ -1,0 +1,183 @@
+/*
+ * byproxy: the unprivileged HTTP process.  byd starts it, hands it the
+ * listening sockets, and after the privilege drop and chroot it builds
+ * the router and server.  It accepts only once byd says MSG_GO, so no
+ * request arrives before bystate and byspawn are ready too.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "msg.h"
+#include "proc.h"
+#include "byproxy.h"
+
+static struct {
+	int			 fd[2];		/* by enum listen_kind */
+	struct http_router	*router;
+	struct http_server	*srv;
+	int			 management;	/* management_bind set */
+} proxy = { .fd = { -1, -1 } };
+
+static void	 proxy_listen_fd(enum listen_kind, int);
+static json_t	*proxy_start(void);
+static void	 proxy_go(void);
+static void	 proxy_reload(const struct config *);
+static void	 proxy_drain(void);
+static void	 proxy_shutdown(void);
+static void	 proxy_pong(struct msgchan *, struct msg *);
+
+static const struct msg_handler proxy_peer_handlers[] = {
+	{ MSG_PONG, proxy_pong },
+	{ 0, NULL }
+};
+
+static const struct helper proxy_helper = {
+	.id = PROC_PROXY,
+	.drop_privs = 1,
+	.chroot = 1,
+	.listen_fd = proxy_listen_fd,
+	.start = proxy_start,
+	.go = proxy_go,
+	.reload = proxy_reload,
+	.drain = proxy_drain,
+	.shutdown = proxy_shutdown,
+	.handlers = {
+		[PROC_STATE] = proxy_peer_handlers,
+		[PROC_SPAWN] = proxy_peer_handlers,
+	},
+};
+
+int
+main(int argc, char **argv)
+{
+	helper_main(argc, argv, &proxy_helper);
+}
+
+/* Still root: just keep the sockets; nothing is accepted before GO. */
+static void
+proxy_listen_fd(enum listen_kind kind, int fd)
+{
+	if (kind != LISTEN_MAIN && kind != LISTEN_MANAGEMENT)
+		fatalx("unknown listener kind %d", kind);
+	if (proxy.fd[kind] != -1)
+		fatalx("listener %d sent twice", kind);
+	proxy.fd[kind] = fd;
+}
+
+static int
+proxy_ping(enum proc_id peer, uint32_t reqid)
+{
+	return proc_send(peer, MSG_PING, reqid, -1, NULL, 0);
+}
+
+static int
+external_https(const struct config *conf)
+{
+	const char	*u = conf->server.external_url;
+
+	return u != NULL && strncmp(u, "https://", 8) == 0;
+}
+
+/*
+ * After the privilege drop and chroot: build everything.  From here on
+ * the process opens no files.
+ */
+static json_t *
+proxy_start(void)
+{
+	unsigned int	 health;
+
+	if (proxy.fd[LISTEN_MAIN] == -1)
+		fatalx("no main listener from byd");
+	proxy.management = proc_conf->server.management_bind != NULL &&
+	    proc_conf->server.management_bind[0] != '\0';
+	if (proxy.management && proxy.fd[LISTEN_MANAGEMENT] == -1)
+		fatalx("management_bind set but no management listener");
+
+	if ((proxy.router = http_router_new()) == NULL)
+		fatal("router");
+	/* health moves off the main listener when there is a management one */
+	health = proxy.management ? HTTP_LISTEN_MGMT : HTTP_LISTEN_MAIN;
+	if (proxy_health_init(proxy.router, health, proxy_ping) == -1 ||
+	    http_router_group(proxy.router, "/api/v1/", http_api_headers) == -1)
+		fatalx("routes");
+	if ((proxy.srv = http_server_new(proc_base, proxy.router)) == NULL)
+		fatal("http server");
+	http_server_set_hsts(proxy.srv, external_https(proc_conf));
+
+	return json_pack("{s:b}", "management", proxy.management);
+}
+
+static void
+proxy_go(void)
+{
+	int	 kind;
+
+	for (kind = LISTEN_MAIN; kind <= LISTEN_MANAGEMENT; kind++) {
+		if (proxy.fd[kind] == -1)
+			continue;
+		if (http_server_listen(proxy.srv, proxy.fd[kind],
+		    kind == LISTEN_MAIN ? HTTP_LISTEN_MAIN :
+		    HTTP_LISTEN_MGMT) == -1)
+			fatalx("cannot accept on the %s listener",
+			    kind == LISTEN_MAIN ? "main" : "management");
+		proxy.fd[kind] = -1;
+	}
+	log_info("serving HTTP%s", proxy.management ?
+	    " (health on the management listener)" : "");
+}
+
+static void
+proxy_reload(const struct config *old)
+{
+	const char	*a = old->server.management_bind;
+	const char	*b = proc_conf->server.management_bind;
+
+	http_server_set_hsts(proxy.srv, external_https(proc_conf));
+	if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0))
+		log_warnx("management_bind changes need a restart");
+}
+
+static void
+proxy_drain(void)
+{
+	proxy_set_draining(1);
+}
+
+static void
+proxy_done(void *arg)
+{
+	log_debug("all connections closed");
+	helper_exit(0);
+}
+
+static void
+proxy_shutdown(void)
+{
+	proxy_set_draining(1);
+	if (proxy.srv == NULL)
+		helper_exit(0);
+	log_info("shutting down: %zu connection(s) open",
+	    http_server_nconns(proxy.srv));
+	http_server_shutdown(proxy.srv, proxy_done, NULL);
+}
+
+static void
+proxy_pong(struct msgchan *c, struct msg *m)
+{
+	struct msg_int	 v;
+
+	if (m->datalen != sizeof(v))
+		fatalx("bad pong from %s", c->name);
+	memcpy(&v, m->data, sizeof(v));
+	proxy_health_pong((enum proc_id)c->peer, m->hdr.peerid, v.value == 1);
+}

@@ -1,0 +1,249 @@
+/*
+ * byproxy: every HTTP byte of the suite.  One header for the program.
+ *
+ * The HTTP core (http.c) runs HTTP/1.1 on evconnlistener + bufferevent
+ * with Debian's http_parser, one request at a time per connection:
+ * the next pipelined request is parsed only after the previous response
+ * is queued, so responses leave in request order without a queue.
+ *
+ * A handler gets a struct http_request and answers now or later with
+ * one of the http_reply* functions, http_error, or the http_stream_*
+ * trio.  Whatever answers last frees the request: after http_reply,
+ * http_error or http_stream_end the pointer is gone.  If the client goes
+ * away first, the cancel callback set with http_set_cancel runs and the
+ * request is freed; a continuation that only holds a handle can ask
+ * http_request_lookup whether the request still exists.
+ */
+
+#ifndef BY_BYPROXY_H
+#define BY_BYPROXY_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <bsd/sys/tree.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <http_parser.h>
+#include <jansson.h>
+
+#include "proc.h"
+
+/* Limits (bytes and counts); violations end the connection. */
+#define HTTP_MAX_REQUEST_LINE	(8 * 1024)	/* 414 */
+#define HTTP_MAX_HEADER_BYTES	(64 * 1024)	/* 431 */
+#define HTTP_MAX_HEADERS	100		/* 431 */
+#define HTTP_MAX_CHUNK_LINE	1024		/* 400, chunk size + ext */
+#define HTTP_BODY_MAX_DEFAULT	(1024 * 1024)	/* 413, JSON bodies */
+#define HTTP_MAX_PARAMS		8		/* {param}s in a pattern */
+#define HTTP_INBUF_MAX		(128 * 1024)	/* held while a handler runs */
+#define HTTP_LINGER_MAX		(1024 * 1024)	/* discarded before close */
+
+/* Timeouts in milliseconds (408 when a request was begun). */
+#define HTTP_HEADER_TIMEOUT_MS	10000	/* first byte to end of head */
+#define HTTP_BODY_TIMEOUT_MS	30000	/* first byte to end of body */
+#define HTTP_IDLE_TIMEOUT_MS	120000	/* keep-alive between requests */
+#define HTTP_WRITE_TIMEOUT_MS	60000	/* no write progress */
+#define HTTP_LINGER_TIMEOUT_MS	2000	/* draining input after close */
+#define HTTP_ACCEPT_PAUSE_MS	1000	/* after EMFILE/ENFILE */
+
+#define READYZ_TIMEOUT_MS	5000
+
+/* Listener kinds, as a bit mask for routes. */
+#define HTTP_LISTEN_MAIN	0x1
+#define HTTP_LISTEN_MGMT	0x2
+#define HTTP_LISTEN_ANY		(HTTP_LISTEN_MAIN | HTTP_LISTEN_MGMT)
+
+/* Route flags */
+#define HTTP_ROUTE_QUIET	0x1	/* request log at debug (probes) */
+
+struct http_server;
+struct http_router;
+struct http_conn;
+struct http_request;
+
+typedef void	(*http_handler_fn)(struct http_request *, void *);
+typedef void	(*http_cancel_fn)(struct http_request *, void *);
+/* Router group: adds headers to every response under a path prefix. */
+typedef void	(*http_group_fn)(struct http_request *);
+
+struct http_header {
+	char		*name;
+	char		*value;
+};
+
+struct http_headers {
+	struct http_header *v;
+	size_t		 n;
+	size_t		 cap;
+};
+
+struct http_param {
+	const char	*name;		/* points into the route */
+	char		*value;		/* percent-decoded */
+};
+
+struct http_route {
+	const char	*method;	/* "GET", "POST", ... */
+	/*
+	 * "/healthz", "/api/v1/apps/{id}", or a prefix "/app/{name}/ *"
+	 * (without the space) whose rest ("" or more) is the param "*".
+	 */
+	const char	*pattern;
+	unsigned int	 listeners;	/* HTTP_LISTEN_* mask */
+	size_t		 body_max;	/* 0: HTTP_BODY_MAX_DEFAULT */
+	unsigned int	 flags;		/* HTTP_ROUTE_* */
+	http_handler_fn	 fn;
+	void		*arg;
+};
+
+enum http_req_state {
+	HTTP_REQ_READING,	/* head or body still arriving */
+	HTTP_REQ_HANDLER,	/* handed to the handler, no answer yet */
+	HTTP_REQ_STREAMING,	/* head sent, chunks follow */
+	HTTP_REQ_DONE,		/* answer queued */
+};
+
+struct http_request {
+	RB_ENTRY(http_request) live_entry;
+	uint64_t	 id;		/* handle, unique per server */
+	struct http_conn *conn;
+	enum http_req_state state;
+
+	/* what the client sent */
+	enum http_method method;
+	const char	*method_str;
+	char		*target;	/* request target as sent */
+	char		*path;		/* raw path, no query */
+	char		*query;		/* raw query without '?', or NULL */
+	unsigned short	 http_major;
+	unsigned short	 http_minor;
+	struct http_headers headers;
+	struct evbuffer	*body;
+	int		 keepalive;	/* client allows another request */
+	int		 upgrade;	/* Upgrade or CONNECT */
+	int		 head;		/* HEAD: answer without body */
+	unsigned int	 listener;	/* HTTP_LISTEN_MAIN or _MGMT */
+	const char	*remote;	/* "ip:port" of the peer */
+	struct timespec	 start;
+
+	/* routing */
+	const struct http_route *route;
+	struct http_param params[HTTP_MAX_PARAMS + 1];
+	size_t		 nparams;
+	int		 route_status;	/* 0, 404 or 405 */
+	char		 allow[64];	/* methods for 405 */
+
+	/* answer */
+	int		 status;
+	struct http_headers resp_headers;
+	http_cancel_fn	 cancel;
+	void		*cancel_arg;
+	int		 chunked;	/* streaming with chunked encoding */
+	size_t		 hdrs_seen;	/* trailer accounting */
+	size_t		 body_max;
+};
+
+struct http_timeouts {
+	int		 header_ms;
+	int		 body_ms;
+	int		 idle_ms;
+	int		 write_ms;
+	int		 linger_ms;
+};
+
+/* http.c: the server and its connections */
+struct http_server *http_server_new(struct event_base *, struct http_router *);
+void		 http_server_free(struct http_server *);
+/* Accept on an already listening socket (takes the fd). */
+int		 http_server_listen(struct http_server *, int fd,
+		    unsigned int listener);
+/* Serve an already connected socket (takes the fd): tests, fuzzing. */
+int		 http_server_adopt(struct http_server *, int fd,
+		    unsigned int listener, const struct sockaddr *, socklen_t);
+/*
+ * Stop accepting, let in-flight requests finish (with Connection: close),
+ * close idle connections, call done once no connection is left.
+ */
+void		 http_server_shutdown(struct http_server *,
+		    void (*done)(void *), void *);
+void		 http_server_set_hsts(struct http_server *, int);
+void		 http_server_set_timeouts(struct http_server *,
+		    const struct http_timeouts *);
+size_t		 http_server_nconns(const struct http_server *);
+
+/* Request accessors */
+const char	*http_header_get(const struct http_request *, const char *);
+const char	*http_request_param(const struct http_request *,
+		    const char *);
+uint64_t	 http_request_handle(const struct http_request *);
+struct http_request *http_request_lookup(struct http_server *, uint64_t);
+struct http_server *http_request_server(const struct http_request *);
+struct event_base *http_request_base(const struct http_request *);
+void		 http_set_cancel(struct http_request *, http_cancel_fn, void *);
+
+/* Answers.  Each returns 0, or -1 when the request cannot take it. */
+int		 http_add_header(struct http_request *, const char *,
+		    const char *);
+int		 http_reply(struct http_request *, int status,
+		    const char *content_type, const void *body, size_t len);
+/* Moves the contents of body into the response (no copy). */
+int		 http_reply_buffer(struct http_request *, int status,
+		    const char *content_type, struct evbuffer *body);
+int		 http_reply_text(struct http_request *, int status,
+		    const char *text);
+/* Takes the reference to json; the body ends with a newline. */
+int		 http_reply_json(struct http_request *, int status, json_t *);
+/* {"error":code,"message":message} */
+int		 http_error(struct http_request *, int status,
+		    const char *code, const char *message);
+/* Chunked (plain, then close, for HTTP/1.0 clients). */
+int		 http_stream_start(struct http_request *, int status,
+		    const char *content_type);
+int		 http_stream_chunk(struct http_request *, struct evbuffer *);
+int		 http_stream_end(struct http_request *);
+/*
+ * Hand the client's bufferevent to the caller after the request head
+ * (WebSocket later).  Bytes that followed the request are in its input
+ * buffer, its callbacks are cleared, and the request is freed.  NULL if
+ * a response was begun already.
+ */
+struct bufferevent *http_takeover(struct http_request *);
+
+const char	*http_reason(int status);
+
+/* http_router.c */
+struct http_router *http_router_new(void);
+void		 http_router_free(struct http_router *);
+int		 http_router_add(struct http_router *,
+		    const struct http_route *);
+int		 http_router_group(struct http_router *, const char *prefix,
+		    http_group_fn);
+/* Fill req->route and params, or req->route_status (404/405, allow). */
+int		 http_router_match(const struct http_router *,
+		    struct http_request *);
+void		 http_router_headers(const struct http_router *,
+		    struct http_request *);
+void		 http_router_dispatch(const struct http_router *,
+		    struct http_request *);
+void		 http_api_headers(struct http_request *);
+
+/* proxy_health.c */
+typedef int	(*health_ping_fn)(enum proc_id, uint32_t reqid);
+int		 proxy_health_init(struct http_router *, unsigned int listeners,
+		    health_ping_fn);
+void		 proxy_health_pong(enum proc_id, uint32_t reqid, int ok);
+void		 proxy_set_draining(int);
+int		 proxy_draining(void);
+size_t		 proxy_health_pending(void);
+void		 proxy_health_set_timeout(int);
+
+#endif /* BY_BYPROXY_H */

@@ -1,0 +1,203 @@
+/*
+ * bystate: the one process that talks to the database.
+ *
+ * The database layer is split in three:
+ *
+ *	state_db.c	the driver-neutral API (struct db, db_*) and the
+ *			process's one open database (state_*)
+ *	state_sqlite.c	the SQLite driver
+ *	state_migrate.c	numbered schema migrations, one SQL text per
+ *			dialect, in lockstep
+ *
+ * A later PostgreSQL driver (libpq) is one more struct db_ops; nothing
+ * above the driver knows which engine runs.  To keep the query text shared
+ * between the dialects, placeholders are written $1, $2, ... everywhere
+ * (PostgreSQL's syntax; the SQLite driver binds them by name).
+ *
+ * None of the db_* and state_* functions look at proc_conf: the caller
+ * passes driver and target, so the regress tests drive them directly.
+ */
+
+#ifndef BY_BYSTATE_H
+#define BY_BYSTATE_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "proc.h"
+
+enum db_driver {
+	DB_SQLITE,
+	DB_POSTGRES,
+	DB_NDRIVERS
+};
+
+/* Column and parameter types, the common ground of both engines. */
+enum db_type {
+	DB_T_NULL,
+	DB_T_INT,
+	DB_T_REAL,
+	DB_T_TEXT,
+	DB_T_BLOB
+};
+
+/* A query parameter; $n binds params[n - 1].  Memory stays the caller's. */
+struct db_param {
+	enum db_type	 type;
+	int64_t		 i;
+	double		 r;
+	const void	*p;		/* TEXT (NUL-terminated) or BLOB */
+	size_t		 len;		/* BLOB only */
+};
+
+#define DB_PNULL()	((struct db_param){ .type = DB_T_NULL })
+#define DB_PINT(v)	((struct db_param){ .type = DB_T_INT, .i = (v) })
+#define DB_PREAL(v)	((struct db_param){ .type = DB_T_REAL, .r = (v) })
+#define DB_PTEXT(s)	((struct db_param){ .type = (s) != NULL ?	\
+			    DB_T_TEXT : DB_T_NULL, .p = (s) })
+#define DB_PBLOB(b, n)	((struct db_param){ .type = DB_T_BLOB, .p = (b), \
+			    .len = (n) })
+
+/* What went wrong, as far as a caller has to tell cases apart. */
+enum db_err {
+	DB_E_NONE,
+	DB_E_UNIQUE,		/* unique or primary key violated: 409 */
+	DB_E_FOREIGN,		/* foreign key violated */
+	DB_E_CONSTRAINT,	/* CHECK, NOT NULL */
+	DB_E_BUSY,		/* locked past the busy timeout */
+	DB_E_OTHER
+};
+
+struct db;
+
+/* One result row, valid only during the row callback. */
+struct db_row {
+	struct db	*db;
+	void		*res;		/* driver's statement or result */
+	int		 row;		/* row number, for drivers that need it */
+};
+
+/* Called once per row; a non-zero return stops the query early. */
+typedef int	(*db_row_fn)(const struct db_row *, void *arg);
+
+/*
+ * A driver.  Functions return 0 (query: number of rows seen) or -1 with
+ * db->err and db->errcode set.  Column accessors take a 0-based column.
+ */
+struct db_ops {
+	const char	*name;
+	int		(*open)(struct db *, const char *target);
+	void		(*close)(struct db *);
+	/* several statements, no parameters (migrations, BEGIN, COMMIT) */
+	int		(*exec_script)(struct db *, const char *);
+	/* one statement; fn may be NULL; sets db->changes */
+	int		(*query)(struct db *, const char *,
+			    const struct db_param *, size_t, db_row_fn, void *);
+	/* start a transaction that will write (takes the write lock early) */
+	int		(*begin)(struct db *);
+	/* cheap round trip that touches the database itself */
+	int		(*ping)(struct db *);
+
+	int		(*col_count)(const struct db_row *);
+	enum db_type	(*col_type)(const struct db_row *, int);
+	int64_t		(*col_int)(const struct db_row *, int);
+	double		(*col_real)(const struct db_row *, int);
+	const char	*(*col_text)(const struct db_row *, int);
+	const void	*(*col_blob)(const struct db_row *, int, size_t *);
+};
+
+struct db {
+	enum db_driver		 driver;
+	const struct db_ops	*ops;
+	char			*target;	/* path or URL, for messages */
+	union {
+		struct sqlite3	*sqlite;
+		struct pg_conn	*pg;
+	} h;
+	int			 in_tx;
+	int64_t			 changes;	/* rows changed by the last query */
+	enum db_err		 errcode;
+	char			 err[512];
+};
+
+/* state_db.c: the driver-neutral API */
+int		 db_driver_parse(const char *, enum db_driver *);
+const char	*db_driver_name(enum db_driver);
+/* Returns NULL with a message naming the target in err. */
+struct db	*db_open(enum db_driver, const char *target, char *err,
+		    size_t errlen);
+void		 db_close(struct db *);
+const char	*db_error(const struct db *);
+enum db_err	 db_errcode(const struct db *);
+int		 db_exec_script(struct db *, const char *);
+/* One statement.  Returns the number of rows changed, or -1. */
+int64_t		 db_exec(struct db *, const char *, const struct db_param *,
+		    size_t);
+/* Returns the number of rows passed to fn (fn may stop early), or -1. */
+int		 db_query(struct db *, const char *, const struct db_param *,
+		    size_t, db_row_fn, void *);
+/* First column of the first row: 1 got it, 0 no row (or NULL), -1 error. */
+int		 db_query_int(struct db *, const char *,
+		    const struct db_param *, size_t, int64_t *);
+int		 db_begin(struct db *);
+int		 db_commit(struct db *);
+void		 db_rollback(struct db *);
+/* 0 when the database answers, -1 when not. */
+int		 db_ping(struct db *);
+/* Prepare the files as root before the privilege drop (mkdir, chown). */
+int		 db_prepare(enum db_driver, const char *target, uid_t, gid_t,
+		    int chown_files, char *err, size_t errlen);
+/* Current UTC time as RFC 3339 with second precision, our stored format. */
+void		 db_timestamp(char *, size_t);
+
+int		 db_row_ncols(const struct db_row *);
+enum db_type	 db_row_type(const struct db_row *, int);
+int		 db_row_isnull(const struct db_row *, int);
+int64_t		 db_row_int(const struct db_row *, int);
+double		 db_row_real(const struct db_row *, int);
+/* NULL for SQL NULL */
+const char	*db_row_text(const struct db_row *, int);
+const void	*db_row_blob(const struct db_row *, int, size_t *);
+
+/* state_db.c: the database of this bystate process */
+int		 state_open(const char *driver, const char *target,
+		    char *err, size_t errlen);
+void		 state_close(void);
+struct db	*state_handle(void);
+/* Schema version of the open database; 0 when none is open. */
+int		 state_schema_version(void);
+
+/* state_sqlite.c */
+extern const struct db_ops db_sqlite_ops;
+int		 sqlite_prepare(const char *path, uid_t, gid_t,
+		    int chown_files, char *err, size_t errlen);
+
+/* state_migrate.c */
+struct migration {
+	int		 version;
+	const char	*name;			/* "001_initial" */
+	const char	*sql[DB_NDRIVERS];	/* one text per dialect */
+};
+extern const struct migration	migrations[];
+extern const size_t		nmigrations;
+/* The newest schema version this binary knows. */
+int		 migrate_latest(void);
+/* Version recorded in the database (0 for a fresh one), or -1. */
+int		 migrate_current(struct db *);
+/*
+ * Bring the schema up to migrate_latest().  Sets *version to the result
+ * and *applied to how many migrations ran.  A database newer than this
+ * binary is refused.  0 or -1 (db_error() says why).
+ */
+int		 migrate_up(struct db *, int *version, int *applied);
+
+/* state_msg.c: dispatch tables and handlers */
+extern const struct msg_handler	state_byd_handlers[];
+extern const struct msg_handler	state_proxy_handlers[];
+extern const struct msg_handler	state_spawn_handlers[];
+void		 state_ping(struct msgchan *, struct msg *);
+
+#endif /* BY_BYSTATE_H */
