@@ -142,10 +142,9 @@ byd_set_loglevel(enum log_level lvl)
 {
 	struct msg_int	 v;
 
-	log_setlevel(lvl);
+	log_setlevel_announce(lvl);
 	v.value = lvl;
 	child_send_all(MSG_LOG_LEVEL, &v, sizeof(v));
-	log_info("log level set to %s", log_level_name(lvl));
 }
 
 void
