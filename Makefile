@@ -13,7 +13,7 @@ BUILD	?= build
 CC	?= cc
 SANITIZE ?= 0
 
-PKGS	 = libevent jansson inih libbsd sqlite3 libpq libseccomp libarchive
+PKGS	 = libevent jansson inih libbsd libmd sqlite3 libpq libseccomp libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -22,11 +22,13 @@
 
 static const struct command commands[] = {
 	{ "status",	0, 0, MSG_CTL_STATUS,	 print_status,
-	    "show byd's processes, configuration and schema version" },
+	    "show byd's processes, configuration and schema version",
+	    NULL, "" },
 	{ "reload",	0, 0, MSG_CTL_RELOAD,	 print_message,
-	    "re-read the configuration file" },
+	    "re-read the configuration file", NULL, "" },
 	{ "log level",	1, 1, MSG_CTL_LOG_LEVEL, print_loglevel,
-	    "set the log level: trace, debug, info, warn, error" },
+	    "set the log level: trace, debug, info, warn, error", NULL,
+	    "LEVEL" },
 };
 
 static __attribute__((noreturn)) void
@@ -37,9 +39,8 @@ usage(void)
 	fprintf(stderr, "usage: byctl [--json] [-s socket] command "
 	    "[argument ...]\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(stderr, "  %-12s%s %s\n", commands[i].name,
-		    commands[i].minargs ? " LEVEL" : "      ",
-		    commands[i].help);
+		fprintf(stderr, "  %s %s\n      %s\n", commands[i].name,
+		    commands[i].args, commands[i].help);
 	exit(1);
 }
 
@@ -99,7 +100,7 @@ ctl_connect(const char *path)
 	return s;
 }
 
-static json_t *
+json_t *
 ctl_request(const char *path, uint32_t type, const char *arg)
 {
 	struct msgchan	 c;
@@ -136,6 +137,36 @@ ctl_request(const char *path, uint32_t type, const char *arg)
 	msg_free(&m);
 	msgchan_clear(&c);
 	return res;
+}
+
+json_t *
+ctl_state(const char *sock, const char *op, json_t *args, int json)
+{
+	json_t	*req, *res, *data;
+	char	*s;
+
+	req = json_pack("{s:s s:o}", "op", op, "args",
+	    args != NULL ? args : json_object());
+	if (req == NULL || (s = json_dumps(req, JSON_COMPACT)) == NULL) {
+		fprintf(stderr, "byctl: cannot encode the request\n");
+		exit(1);
+	}
+	json_decref(req);
+	res = ctl_request(sock, MSG_CTL_STATE, s);
+	free(s);
+	if (!json_is_true(json_object_get(res, "ok"))) {
+		fprintf(stderr, "byctl: %s\n",
+		    json_string_value(json_object_get(res, "error")) ?
+		    json_string_value(json_object_get(res, "error")) :
+		    "request failed");
+		if (json)
+			print_json(res);
+		json_decref(res);
+		return NULL;
+	}
+	data = json_incref(json_object_get(res, "data"));
+	json_decref(res);
+	return data != NULL ? data : json_null();
 }
 
 int
@@ -176,6 +207,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "byctl: unknown command: %s\n", argv[0]);
 		usage();
 	}
+	if (cmd->run != NULL)
+		return cmd->run(argc - used, argv + used, sock, json);
 	if (argc - used < cmd->minargs || argc - used > cmd->maxargs)
 		usage();
 	if (cmd->minargs > 0)

@@ -17,7 +17,19 @@ struct command {
 	uint32_t	 type;		/* request message */
 	void		(*print)(json_t *);
 	const char	*help;
+	/* commands with options of their own; NULL: plain request */
+	int		(*run)(int argc, char **argv, const char *sock,
+			    int json);
+	const char	*args;		/* for the usage text */
 };
+
+/* byctl.c */
+json_t	*ctl_request(const char *sock, uint32_t type, const char *arg);
+/*
+ * Run a bystate op as the operator; prints the error and returns NULL
+ * when it failed, else the answer's "data" (caller's reference).
+ */
+json_t	*ctl_state(const char *sock, const char *op, json_t *args, int json);
 
 /* byctl_output.c */
 void	 print_json(json_t *);

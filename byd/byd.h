@@ -85,5 +85,6 @@ int	 listen_open(const char *hostport, char *err, size_t errlen);
 /* byd_control.c */
 void	 control_init(void);
 void	 control_cleanup(void);
+void	 control_state_result(struct msg *);
 
 #endif /* BYD_H */

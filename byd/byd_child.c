@@ -255,6 +255,12 @@ child_dispatch(struct msgchan *c, struct msg *m, void *arg)
 		if (!env->stopping)
 			child_all_ready();
 		return;
+	case MSG_STATE_RESULT:
+		if (ch->id == PROC_STATE) {
+			control_state_result(m);
+			return;
+		}
+		break;
 	}
 	proc_dispatch(c, m, NULL);
 }

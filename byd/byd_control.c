@@ -27,7 +27,18 @@ struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
 	struct msgchan		*chan;
 	uid_t			 uid;
+	uint64_t		 id;
 };
+
+/* byctl requests forwarded to bystate, waiting for the answer */
+struct ctl_fwd {
+	TAILQ_ENTRY(ctl_fwd)	 entry;
+	uint32_t		 reqid;		/* to bystate */
+	uint32_t		 ctl_reqid;	/* byctl's */
+	uint64_t		 conn_id;
+};
+static TAILQ_HEAD(, ctl_fwd) ctl_fwds = TAILQ_HEAD_INITIALIZER(ctl_fwds);
+static uint64_t		 ctl_next_id;
 
 static TAILQ_HEAD(, ctl_conn) ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
 static int		 ctl_fd = -1;
@@ -66,6 +77,83 @@ ctl_error(const char *fmt, const char *arg)
 	return json_pack("{s:b s:s}", "ok", 0, "error", buf);
 }
 
+/*
+ * Data commands (tokens, users) are bystate's: pass byctl's request on
+ * as a trusted operator call and relay the answer.
+ */
+static int
+ctl_forward(struct ctl_conn *cc, struct msg *m)
+{
+	struct child	*st = &env->children[PROC_STATE];
+	struct ctl_fwd	*f;
+	json_t		*req;
+	json_error_t	 jerr;
+	char		*s;
+	uint32_t	 reqid = msg_reqid();
+
+	if (st->chan == NULL || st->state != CHILD_READY)
+		return -1;
+	if ((req = json_loadb(m->data, m->datalen, 0, &jerr)) == NULL ||
+	    !json_is_string(json_object_get(req, "op"))) {
+		json_decref(req);
+		return -1;
+	}
+	json_object_set_new(req, "auth", json_pack("{s:b}", "ctl", 1));
+	json_object_set_new(req, "remote", json_string("byctl"));
+	s = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (s == NULL || msgchan_send_str(st->chan, MSG_STATE_CALL, reqid,
+	    s) == -1) {
+		free(s);
+		return -1;
+	}
+	free(s);
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		fatal("calloc");
+	f->reqid = reqid;
+	f->ctl_reqid = m->hdr.peerid;
+	f->conn_id = cc->id;
+	TAILQ_INSERT_TAIL(&ctl_fwds, f, entry);
+	return 0;
+}
+
+/* bystate answered a forwarded request. */
+void
+control_state_result(struct msg *m)
+{
+	struct ctl_fwd	*f;
+	struct ctl_conn	*cc;
+	json_t		*res, *out;
+	json_error_t	 jerr;
+	int		 status;
+
+	TAILQ_FOREACH(f, &ctl_fwds, entry)
+		if (f->reqid == m->hdr.peerid)
+			break;
+	if (f == NULL)
+		return;
+	TAILQ_REMOVE(&ctl_fwds, f, entry);
+	TAILQ_FOREACH(cc, &ctl_conns, entry)
+		if (cc->id == f->conn_id)
+			break;
+	if (cc != NULL) {
+		if ((res = json_loadb(m->data, m->datalen, 0, &jerr)) == NULL)
+			out = ctl_error("%s", "bad answer from bystate");
+		else {
+			status = (int)json_integer_value(json_object_get(res,
+			    "status"));
+			out = json_pack("{s:b s:i s:O? s:O? s:O?}", "ok",
+			    status >= 200 && status < 300, "status", status,
+			    "data", json_object_get(res, "data"), "error",
+			    json_object_get(res, "message"), "code",
+			    json_object_get(res, "error"));
+			json_decref(res);
+		}
+		ctl_reply(cc, f->ctl_reqid, out);
+	}
+	free(f);
+}
+
 static void
 ctl_dispatch(struct msgchan *c, struct msg *m, void *arg)
 {
@@ -85,6 +173,11 @@ ctl_dispatch(struct msgchan *c, struct msg *m, void *arg)
 		else
 			res = json_pack("{s:b s:s}", "ok", 1, "message",
 			    "configuration reloaded");
+		break;
+	case MSG_CTL_STATE:
+		if (ctl_forward(cc, m) == 0)
+			return;
+		res = ctl_error("%s", "the state service is not available");
 		break;
 	case MSG_CTL_LOG_LEVEL:
 		if ((lvl = log_level_parse(m->data)) == -1) {
@@ -162,6 +255,7 @@ ctl_accept(evutil_socket_t fd, short what, void *arg)
 	if ((cc = calloc(1, sizeof(*cc))) == NULL)
 		fatal("calloc");
 	cc->uid = cred.uid;
+	cc->id = ++ctl_next_id;
 	cc->chan = msgchan_new(s, PROC_CTL, "byctl");
 	TAILQ_INSERT_TAIL(&ctl_conns, cc, entry);
 	ctl_nconns++;
@@ -225,8 +319,14 @@ control_cleanup(void)
 {
 	struct ctl_conn	*cc;
 
+	struct ctl_fwd	*f;
+
 	while ((cc = TAILQ_FIRST(&ctl_conns)) != NULL)
 		ctl_conn_free(cc);
+	while ((f = TAILQ_FIRST(&ctl_fwds)) != NULL) {
+		TAILQ_REMOVE(&ctl_fwds, f, entry);
+		free(f);
+	}
 	if (ctl_ev != NULL)
 		event_free(ctl_ev);
 	if (ctl_fd != -1) {

@@ -35,8 +35,16 @@ static void	 proxy_drain(void);
 static void	 proxy_shutdown(void);
 static void	 proxy_pong(struct msgchan *, struct msg *);
 
+static void	 proxy_state_result(struct msgchan *, struct msg *);
+
 static const struct msg_handler proxy_peer_handlers[] = {
 	{ MSG_PONG, proxy_pong },
+	{ 0, NULL }
+};
+
+static const struct msg_handler proxy_state_handlers[] = {
+	{ MSG_PONG, proxy_pong },
+	{ MSG_STATE_RESULT, proxy_state_result },
 	{ 0, NULL }
 };
 
@@ -51,7 +59,7 @@ static const struct helper proxy_helper = {
 	.drain = proxy_drain,
 	.shutdown = proxy_shutdown,
 	.handlers = {
-		[PROC_STATE] = proxy_peer_handlers,
+		[PROC_STATE] = proxy_state_handlers,
 		[PROC_SPAWN] = proxy_peer_handlers,
 	},
 };
@@ -77,6 +85,12 @@ static int
 proxy_ping(enum proc_id peer, uint32_t reqid)
 {
 	return proc_send(peer, MSG_PING, reqid, -1, NULL, 0);
+}
+
+static int
+proxy_send_state(uint32_t type, uint32_t reqid, const char *s)
+{
+	return proc_send(PROC_STATE, type, reqid, -1, s, strlen(s));
 }
 
 static int
@@ -108,8 +122,10 @@ proxy_start(void)
 	/* health moves off the main listener when there is a management one */
 	health = proxy.management ? HTTP_LISTEN_MGMT : HTTP_LISTEN_MAIN;
 	if (proxy_health_init(proxy.router, health, proxy_ping) == -1 ||
-	    http_router_group(proxy.router, "/api/v1/", http_api_headers) == -1)
+	    http_router_group(proxy.router, "/api/v1/", http_api_headers) == -1 ||
+	    api_routes_init(proxy.router) == -1)
 		fatalx("routes");
+	api_init(proxy_send_state);
 	if ((proxy.srv = http_server_new(proc_base, proxy.router)) == NULL)
 		fatal("http server");
 	http_server_set_hsts(proxy.srv, external_https(proc_conf));
@@ -180,4 +196,10 @@ proxy_pong(struct msgchan *c, struct msg *m)
 		fatalx("bad pong from %s", c->name);
 	memcpy(&v, m->data, sizeof(v));
 	proxy_health_pong((enum proc_id)c->peer, m->hdr.peerid, v.value == 1);
+}
+
+static void
+proxy_state_result(struct msgchan *c, struct msg *m)
+{
+	api_result(m->hdr.peerid, m->data, m->datalen);
 }

@@ -246,4 +246,19 @@ int		 proxy_draining(void);
 size_t		 proxy_health_pending(void);
 void		 proxy_health_set_timeout(int);
 
+/* api.c: the REST API's round trips to bystate */
+typedef int	(*api_send_fn)(uint32_t type, uint32_t reqid, const char *);
+typedef void	(*api_done_fn)(struct http_request *, json_t *res, void *);
+void		 api_init(api_send_fn);
+/* Ask bystate; done (or, when NULL, api_reply) answers.  Takes args. */
+int		 api_call(struct http_request *, const char *op, json_t *args,
+		    api_done_fn, void *);
+void		 api_forward(struct http_request *, const char *op, json_t *);
+void		 api_reply(struct http_request *, json_t *res);
+void		 api_result(uint32_t reqid, const char *, size_t);
+json_t		*api_body(struct http_request *, int empty_ok);
+
+/* api_routes.c */
+int		 api_routes_init(struct http_router *);
+
 #endif /* BY_BYPROXY_H */

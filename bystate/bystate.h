@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "msg.h"
 #include "proc.h"
 
@@ -199,5 +201,61 @@ extern const struct msg_handler	state_byd_handlers[];
 extern const struct msg_handler	state_proxy_handlers[];
 extern const struct msg_handler	state_spawn_handlers[];
 void		 state_ping(struct msgchan *, struct msg *);
+
+/*
+ * The control plane (state_api.c).  An op reads ctx->args, checks
+ * ctx->caller and ends with api_ok or api_fail.
+ */
+struct caller {
+	int		 authenticated;
+	int		 operator;	/* byctl on the admin socket */
+	char		 sub[256];
+	char		 role[16];	/* admin, publisher, viewer */
+	char		 token_id[64];	/* PAT used, if any */
+};
+
+struct api_ctx {
+	const char	*op;
+	json_t		*args;		/* object or NULL */
+	int		 from_ctl;
+	int		 bearer;	/* an Authorization header was sent */
+	char		 bearer_sha256[65];
+	char		 remote[64];
+	struct caller	 caller;
+
+	int		 status;
+	json_t		*data;
+	json_t		*headers;
+	char		 error[32];
+	char		 message[512];
+};
+
+enum api_auth {
+	API_PUBLIC,		/* no caller needed (the op checks itself) */
+	API_USER,		/* an authenticated caller */
+	API_CTL,		/* byctl through byd only */
+};
+
+struct api_op {
+	const char	*name;
+	enum api_auth	 auth;
+	void		(*fn)(struct api_ctx *);
+};
+
+json_t		*api_call(json_t *req, int from_ctl);
+void		 api_ok(struct api_ctx *, int status, json_t *data);
+void		 api_fail(struct api_ctx *, int status, const char *code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void		 api_internal(struct api_ctx *, const char *what);
+void		 api_header(struct api_ctx *, const char *, const char *);
+void		 state_call_proxy(struct msgchan *, struct msg *);
+void		 state_call_ctl(struct msgchan *, struct msg *);
+
+/* state_auth.c */
+int		 hex_decode(const char *, unsigned char *, size_t);
+void		 auth_pat(struct api_ctx *);
+
+/* op tables, one per resource file */
+extern const struct api_op api_user_ops[];
 
 #endif /* BY_BYSTATE_H */

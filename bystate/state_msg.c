@@ -15,11 +15,13 @@
 
 const struct msg_handler state_byd_handlers[] = {
 	{ MSG_PING,	state_ping },
+	{ MSG_STATE_CALL, state_call_ctl },
 	{ 0,		NULL }
 };
 
 const struct msg_handler state_proxy_handlers[] = {
 	{ MSG_PING,	state_ping },
+	{ MSG_STATE_CALL, state_call_proxy },
 	{ 0,		NULL }
 };
 

@@ -200,6 +200,10 @@ const char	*config_warning(const struct config *, size_t);
 /* The effective configuration as sent from byd to the helpers. */
 json_t		*config_to_json(const struct config *);
 struct config	*config_from_json(const json_t *, char *err, size_t errlen);
+/* The same with secrets replaced by "********", for showing to people. */
+json_t		*config_to_json_redacted(const struct config *);
+/* Nonzero if both hold the same values (e.g. to tell if a reload changed). */
+int		 config_equal(const struct config *, const struct config *);
 
 /* Value parsers, also used for API input.  0 on success, -1 on error. */
 int		 config_parse_duration(const char *, int64_t *ms);

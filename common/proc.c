@@ -59,10 +59,13 @@ static const char *const msg_names[MSG_TYPE_MAX] = {
 	[MSG_READY] = "ready",
 	[MSG_PING] = "ping",
 	[MSG_PONG] = "pong",
+	[MSG_STATE_CALL] = "state_call",
+	[MSG_STATE_RESULT] = "state_result",
 	[MSG_CTL_STATUS] = "ctl_status",
 	[MSG_CTL_RELOAD] = "ctl_reload",
 	[MSG_CTL_LOG_LEVEL] = "ctl_log_level",
 	[MSG_CTL_RESULT] = "ctl_result",
+	[MSG_CTL_STATE] = "ctl_state",
 };
 
 struct event_base	*proc_base;

@@ -71,11 +71,22 @@ enum msg_type {
 	MSG_PING,		/* peerid = request id */
 	MSG_PONG,		/* struct msg_int: 1 ok, 0 failing */
 
+	/*
+	 * The control plane: byproxy (and byd, for byctl) -> bystate.
+	 * JSON {"op":"apps.create","auth":{...}|null,"args":{...},
+	 * "remote":"ip"}; the answer echoes the request id:
+	 * {"status":201,"data":...} or {"status":404,"error":"not_found",
+	 * "message":"app not found"}, optionally "headers":{...}.
+	 */
+	MSG_STATE_CALL,
+	MSG_STATE_RESULT,
+
 	/* byctl <-> byd, on the admin socket */
 	MSG_CTL_STATUS,		/* -> JSON result */
 	MSG_CTL_RELOAD,		/* -> JSON result */
 	MSG_CTL_LOG_LEVEL,	/* string level -> JSON result */
 	MSG_CTL_RESULT,		/* JSON {"ok":true,...} or {"ok":false,"error":..} */
+	MSG_CTL_STATE,		/* JSON state call, forwarded to bystate */
 
 	MSG_TYPE_MAX
 };

@@ -1,0 +1,204 @@
+/*
+ * The REST API's side in byproxy: read and check request bodies, hash
+ * the bearer token, ask bystate (MSG_STATE_CALL) and render its answer.
+ * byproxy never sees SQL and never decides who may do what with an app;
+ * it only refuses what is malformed before it reaches bystate.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sha2.h>
+
+#include <bsd/string.h>
+
+#include "log.h"
+#include "msg.h"
+#include "proc.h"
+#include "byproxy.h"
+
+struct api_pending {
+	TAILQ_ENTRY(api_pending) entry;
+	uint32_t		 reqid;
+	uint64_t		 handle;
+	struct http_server	*srv;
+	api_done_fn		 done;
+	void			*arg;
+};
+
+static TAILQ_HEAD(, api_pending) pending = TAILQ_HEAD_INITIALIZER(pending);
+static api_send_fn	 send_fn;
+
+void
+api_init(api_send_fn fn)
+{
+	send_fn = fn;
+}
+
+/*
+ * What bystate needs to authenticate: the SHA-256 of the bearer token.
+ * "pat" says whether it looks like a personal access token.
+ */
+static json_t *
+api_auth(struct http_request *req)
+{
+	const char	*h, *tok;
+	char		 hex[SHA256_DIGEST_STRING_LENGTH];
+
+	if ((h = http_header_get(req, "Authorization")) == NULL)
+		return json_null();
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return json_pack("{s:b}", "invalid", 1);
+	for (tok = h + 7; *tok == ' '; tok++)
+		;
+	SHA256Data((const uint8_t *)tok, strlen(tok), hex);
+	return json_pack("{s:s s:b}", "bearer_sha256", hex, "pat",
+	    strncmp(tok, "by_", 3) == 0);
+}
+
+/* The client address without the port. */
+static void
+api_remote(struct http_request *req, char *buf, size_t len)
+{
+	char	*p;
+
+	strlcpy(buf, req->remote ? req->remote : "", len);
+	if (buf[0] == '[') {
+		memmove(buf, buf + 1, strlen(buf));
+		if ((p = strchr(buf, ']')) != NULL)
+			*p = '\0';
+	} else if ((p = strrchr(buf, ':')) != NULL)
+		*p = '\0';
+}
+
+int
+api_call(struct http_request *req, const char *op, json_t *args,
+    api_done_fn done, void *arg)
+{
+	struct api_pending	*p;
+	json_t			*call;
+	char			*s, remote[64];
+	uint32_t		 reqid = msg_reqid();
+
+	api_remote(req, remote, sizeof(remote));
+	call = json_pack("{s:s s:o s:o s:s}", "op", op, "auth", api_auth(req),
+	    "args", args != NULL ? args : json_object(), "remote", remote);
+	if (call == NULL || (s = json_dumps(call, JSON_COMPACT)) == NULL) {
+		json_decref(call);
+		return http_error(req, 500, "internal_error",
+		    "internal server error");
+	}
+	json_decref(call);
+	if (send_fn(MSG_STATE_CALL, reqid, s) == -1) {
+		free(s);
+		return http_error(req, 503, "service_unavailable",
+		    "state service unavailable");
+	}
+	free(s);
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("calloc");
+	p->reqid = reqid;
+	p->handle = http_request_handle(req);
+	p->srv = http_request_server(req);
+	p->done = done;
+	p->arg = arg;
+	TAILQ_INSERT_TAIL(&pending, p, entry);
+	return 0;
+}
+
+/* Render a bystate answer as the HTTP response. */
+void
+api_reply(struct http_request *req, json_t *res)
+{
+	json_t		*hdrs, *v, *data;
+	const char	*k, *err;
+	int		 status;
+
+	status = (int)json_integer_value(json_object_get(res, "status"));
+	if (status < 100 || status > 599)
+		status = 500;
+	hdrs = json_object_get(res, "headers");
+	json_object_foreach(hdrs, k, v)
+		if (json_is_string(v))
+			http_add_header(req, k, json_string_value(v));
+	if ((err = json_string_value(json_object_get(res, "error"))) != NULL) {
+		http_error(req, status, err, json_string_value(
+		    json_object_get(res, "message")) ?: "");
+		return;
+	}
+	data = json_object_get(res, "data");
+	if (status == 204 || data == NULL || json_is_null(data)) {
+		http_reply(req, status, NULL, NULL, 0);
+		return;
+	}
+	http_reply_json(req, status, json_incref(data));
+}
+
+void
+api_result(uint32_t reqid, const char *text, size_t len)
+{
+	struct api_pending	*p;
+	struct http_request	*req;
+	json_t			*res;
+	json_error_t		 jerr;
+
+	TAILQ_FOREACH(p, &pending, entry)
+		if (p->reqid == reqid)
+			break;
+	if (p == NULL) {
+		log_warnx("state result for unknown request %u", reqid);
+		return;
+	}
+	TAILQ_REMOVE(&pending, p, entry);
+	/* the client may have left while bystate worked */
+	req = http_request_lookup(p->srv, p->handle);
+	if (req != NULL) {
+		if ((res = json_loadb(text, len, 0, &jerr)) == NULL) {
+			log_warnx("bad state result: %s", jerr.text);
+			http_error(req, 500, "internal_error",
+			    "internal server error");
+		} else {
+			if (p->done != NULL)
+				p->done(req, res, p->arg);
+			else
+				api_reply(req, res);
+			json_decref(res);
+		}
+	}
+	free(p);
+}
+
+/*
+ * The body of a JSON API request: NULL (and the error answered) when it
+ * is not one JSON object.  An empty body counts as {} when empty_ok.
+ */
+json_t *
+api_body(struct http_request *req, int empty_ok)
+{
+	json_t		*j;
+	json_error_t	 jerr;
+	size_t		 len = evbuffer_get_length(req->body);
+	const char	*data;
+
+	if (len == 0 && empty_ok)
+		return json_object();
+	data = (const char *)evbuffer_pullup(req->body, -1);
+	j = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		json_decref(j);
+		http_error(req, 400, "bad_request", "invalid JSON body");
+		return NULL;
+	}
+	return j;
+}
+
+/* An op whose args are the path parameters and the JSON body. */
+void
+api_forward(struct http_request *req, const char *op, json_t *args)
+{
+	api_call(req, op, args, NULL, NULL);
+}
