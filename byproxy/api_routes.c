@@ -30,5 +30,7 @@ api_routes_init(struct http_router *r)
 	for (i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++)
 		if (http_router_add(r, &api_routes[i]) == -1)
 			return -1;
+	if (api_apps_routes(r) == -1 || api_auth_routes(r) == -1)
+		return -1;
 	return 0;
 }

@@ -260,5 +260,9 @@ json_t		*api_body(struct http_request *, int empty_ok);
 
 /* api_routes.c */
 int		 api_routes_init(struct http_router *);
+/* api_apps.c: apps, access, tags */
+int		 api_apps_routes(struct http_router *);
+/* api_auth.c: users, tokens, bootstrap */
+int		 api_auth_routes(struct http_router *);
 
 #endif /* BY_BYPROXY_H */

@@ -55,8 +55,6 @@ state_init(void)
 		fatalx("[database] driver: unknown driver \"%s\"",
 		    proc_conf->database.driver != NULL ?
 		    proc_conf->database.driver : "");
-	if (d != DB_SQLITE)
-		return;
 	if (root) {
 		if ((pw = getpwnam(proc_conf->server.user)) == NULL)
 			fatalx("[server] user: unknown user %s",
@@ -64,6 +62,11 @@ state_init(void)
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 	}
+	if (proc_conf->audit.present && audit_prepare(proc_conf->audit.path,
+	    uid, gid, root, err, sizeof(err)) == -1)
+		fatalx("[audit] path: %s", err);
+	if (d != DB_SQLITE)
+		return;
 	if (db_prepare(d, proc_conf->database.path, uid, gid, root, err,
 	    sizeof(err)) == -1)
 		fatalx("[database] path: %s", err);
@@ -84,6 +87,9 @@ state_start(void)
 	if (state_open(proc_conf->database.driver, target, err,
 	    sizeof(err)) == -1)
 		fatalx("database: %s", err);
+	if (proc_conf->audit.present && audit_open(proc_conf->audit.path, err,
+	    sizeof(err)) == -1)
+		fatalx("[audit] path: %s", err);
 	log_info("database ready (%s), schema version %d",
 	    proc_conf->database.driver, state_schema_version());
 	status = json_pack("{s:i, s:s}", "schema_version",
@@ -96,6 +102,7 @@ state_start(void)
 static void
 state_shutdown(void)
 {
+	audit_close();
 	state_close();
 	helper_exit(0);
 }

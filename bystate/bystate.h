@@ -255,7 +255,25 @@ void		 state_call_ctl(struct msgchan *, struct msg *);
 int		 hex_decode(const char *, unsigned char *, size_t);
 void		 auth_pat(struct api_ctx *);
 
+/* state_audit.c: [audit] path; detail is stolen (may be NULL) */
+int		 audit_prepare(const char *path, uid_t, gid_t, int root,
+		    char *err, size_t errlen);
+int		 audit_open(const char *path, char *err, size_t errlen);
+void		 audit_close(void);
+int		 audit_enabled(void);
+void		 audit_log(struct api_ctx *, const char *action,
+		    const char *target, json_t *detail);
+
 /* op tables, one per resource file */
-extern const struct api_op api_user_ops[];
+extern const struct api_op api_app_ops[];	/* state_apps.c */
+extern const struct api_op api_access_ops[];	/* state_access.c */
+extern const struct api_op api_tag_ops[];	/* state_tags.c */
+extern const struct api_op api_user_ops[];	/* state_users.c */
+extern const struct api_op api_token_ops[];	/* state_tokens.c */
+
+/* ---- apps, access, tags (state_apps.c, state_access.c, state_tags.c) ---- */
+
+/* ---- users, tokens, bootstrap (state_users.c, state_tokens.c) ---- */
+
 
 #endif /* BY_BYSTATE_H */

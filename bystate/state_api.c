@@ -26,7 +26,11 @@
 
 /* Every table of ops; each resource file exports one. */
 static const struct api_op *const api_tables[] = {
+	api_app_ops,
+	api_access_ops,
+	api_tag_ops,
 	api_user_ops,
+	api_token_ops,
 };
 
 static const struct api_op *

@@ -240,7 +240,7 @@ const struct config_key config_keys[] = {
 	{ "board_storage", "postgrest_url", CK_STRING,
 	    O(board_storage.postgrest_url), NULL, 0, NB_BOARD, NULL, NULL },
 
-	{ "audit", "path", CK_PATH, O(audit.path), NULL, 0, NB_AUDIT, NULL,
+	{ "audit", "path", CK_PATH, O(audit.path), NULL, 0, NULL, NULL,
 	    NULL },
 
 	{ "telemetry", "metrics_enabled", CK_BOOL,

@@ -1120,8 +1120,6 @@ START_TEST(test_not_built)
 		    "storage" },
 		{ "[telemetry]\notlp_endpoint = \"http://o:4317\"\n",
 		    "test.toml:2: [telemetry] otlp_endpoint: telemetry" },
-		{ "[audit]\npath = \"/a.jsonl\"\n",
-		    "test.toml:2: [audit] path: the audit log" },
 		{ "[server]\nsession_secret = \"x\"\n",
 		    "test.toml:2: [server] session_secret: OIDC is not built" },
 		{ "[server]\nbootstrap_token = \"x\"\n",
@@ -1142,6 +1140,21 @@ START_TEST(test_not_built)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		LOAD_ERR(cases[i].text, noenv, cases[i].want);
+}
+END_TEST
+
+/* Built features load; their own validation runs. */
+START_TEST(test_audit_built)
+{
+	struct config	*c;
+
+	LOAD_ERR("[audit]\n", noenv, "[audit] path: required");
+	c = config_load_string("[audit]\npath = \"/var/log/by.jsonl\"\n",
+	    "test.toml", fake_getenv, (void *)noenv, errbuf, sizeof(errbuf));
+	ck_assert_msg(c != NULL, "%s", errbuf);
+	ck_assert_int_eq(c->audit.present, 1);
+	ck_assert_str_eq(c->audit.path, "/var/log/by.jsonl");
+	config_free(c);
 }
 END_TEST
 
@@ -1751,6 +1764,7 @@ config_suite(void)
 	tcase_add_test(tc, test_env_data_mounts);
 	tcase_add_test(tc, test_env_real);
 	tcase_add_test(tc, test_not_built);
+	tcase_add_test(tc, test_audit_built);
 	tcase_add_test(tc, test_unbuilt_validation);
 	tcase_add_test(tc, test_json_defaults);
 	tcase_add_test(tc, test_json_full);
