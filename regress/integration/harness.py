@@ -191,6 +191,28 @@ class Byd:
                                  (args, r.returncode, r.stderr))
         return r
 
+    def token(self, user, role="viewer", *extra):
+        """Mint a personal access token with byctl (creating the user)."""
+        r = self.byctl("token", "create", user, "--role", role, *extra)
+        return r.stdout.strip().splitlines()[-1]
+
+    def api(self, method, path, body=None, token=None, headers=None,
+            raw=None):
+        """A JSON API call: (status, headers, parsed body or bytes)."""
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        st, hdr, out = self.request(method, path, body=data, headers=h)
+        try:
+            out = json.loads(out) if out else None
+        except ValueError:
+            pass
+        return st, hdr, out
+
     def helpers(self):
         """{name: pid} of byd's helper processes."""
         out = {}
