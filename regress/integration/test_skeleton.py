@@ -341,5 +341,57 @@ class Startup(unittest.TestCase):
             s.close()
 
 
+class NonRoot(unittest.TestCase):
+    """byd started by an ordinary user: everything runs as that user."""
+
+    def test_runs_as_invoking_user_with_warning(self):
+        import pwd
+        import shutil
+        import tempfile
+        from harness import free_port, proc_children, proc_user
+        pw = pwd.getpwnam(USER)
+        d = tempfile.mkdtemp(prefix="byd-nr-")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        port = free_port()
+        conf = os.path.join(d, "b.toml")
+        with open(conf, "w") as f:
+            f.write('[server]\nbind = "127.0.0.1:%d"\n'
+                    'control_socket = "%s/run/byd.sock"\n'
+                    '[database]\npath = "%s/db/b.db"\n'
+                    '[storage]\nbundle_server_path = "%s/bundles"\n'
+                    % (port, d, d, d))
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        log = open(os.path.join(d, "log"), "wb")
+        p = subprocess.Popen(
+            ["setpriv", "--reuid=" + USER, "--regid=%d" % pw.pw_gid,
+             "--clear-groups", BYD, "-d", "-f", conf, "-X", HELPERDIR],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            import http.client
+            deadline = time.time() + 20
+            st = None
+            while time.time() < deadline and st != 200:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port,
+                                                   timeout=2)
+                    c.request("GET", "/readyz")
+                    st = c.getresponse().status
+                    c.close()
+                except OSError:
+                    time.sleep(0.05)
+            self.assertEqual(st, 200)
+            kids = proc_children(p.pid)
+            self.assertEqual(len(kids), 3)
+            for pid in kids + [p.pid]:
+                self.assertEqual(proc_user(pid), USER)
+            with open(os.path.join(d, "log")) as f:
+                self.assertIn("not started as root", f.read())
+        finally:
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(20), 0)
+            log.close()
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()
