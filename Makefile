@@ -107,7 +107,9 @@ check: deps
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@regress/summary
 
-run: deps all
+# deps first, then a new make that sees the installed pkg-config files
+run: deps
+	@$(MAKE) --no-print-directory all
 	@etc/run-local $(BUILD)
 
 # ---- fuzzing (clang, libFuzzer) ------------------------------------------
