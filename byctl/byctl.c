@@ -29,6 +29,20 @@ static const struct command commands[] = {
 	{ "log level",	1, 1, MSG_CTL_LOG_LEVEL, print_loglevel,
 	    "set the log level: trace, debug, info, warn, error", NULL,
 	    "LEVEL" },
+	{ "token create", 0, 0, MSG_CTL_STATE, NULL,
+	    "mint a personal access token, creating the user if needed",
+	    cmd_token_create, "USER [--role admin|publisher|viewer] "
+	    "[--name NAME] [--expires 90d|24h|30m | --expires-at TIME]" },
+	{ "token list",	0, 0, MSG_CTL_STATE, NULL,
+	    "list live tokens (--all: revoked ones too), never the secrets",
+	    cmd_token_list, "[USER] [--all]" },
+	{ "token revoke", 0, 0, MSG_CTL_STATE, NULL,
+	    "revoke a token at once", cmd_token_revoke, "ID" },
+	{ "user list",	0, 0, MSG_CTL_STATE, NULL,
+	    "list users: sub, role, active, last login", cmd_user_list, "" },
+	{ "user set",	0, 0, MSG_CTL_STATE, NULL,
+	    "change a user's role or deactivate it (from its next request)",
+	    cmd_user_set, "USER [--role ROLE] [--active true|false]" },
 };
 
 static __attribute__((noreturn)) void

@@ -37,6 +37,13 @@ void	 print_status(json_t *);
 void	 print_message(json_t *);
 void	 print_loglevel(json_t *);
 
+/* byctl_token.c, byctl_user.c: data commands (bystate ops) */
+int	 cmd_token_create(int, char **, const char *, int);
+int	 cmd_token_revoke(int, char **, const char *, int);
+int	 cmd_token_list(int, char **, const char *, int);
+int	 cmd_user_list(int, char **, const char *, int);
+int	 cmd_user_set(int, char **, const char *, int);
+
 /* byctl_local.c: commands that need no running byd */
 int	 local_command(int argc, char **argv, int json, int *rc);
 

@@ -44,6 +44,9 @@ print_status(json_t *res)
 		printf("schema version: %lld\n", json_integer_value(sv));
 	else
 		printf("schema version: unknown\n");
+	sv = json_object_get(res, "database");
+	printf("database:       %s\n", json_is_string(sv) ?
+	    json_string_value(sv) : "unknown");
 	printf("draining:       %s\n\n",
 	    json_is_true(json_object_get(res, "draining")) ? "yes" : "no");
 	printf("%-9s %-8s %7s %-12s %9s %s\n", "PROCESS", "ROLE", "PID",

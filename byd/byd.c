@@ -88,7 +88,8 @@ warn_restart_keys(const struct config *o, const struct config *n)
 		log_warnx("reload: [server] user changed; restart byd to "
 		    "apply it");
 	if (STRDIFF(o->database.path, n->database.path) ||
-	    STRDIFF(o->database.driver, n->database.driver))
+	    STRDIFF(o->database.driver, n->database.driver) ||
+	    STRDIFF(o->database.url, n->database.url))
 		log_warnx("reload: [database] changed; restart byd to "
 		    "apply it");
 #undef STRDIFF
@@ -250,6 +251,11 @@ byd_status(void)
 		json_object_set(st, "schema_version", v);
 	else
 		json_object_set_new(st, "schema_version", json_null());
+	if (ch->status != NULL &&
+	    (v = json_object_get(ch->status, "driver")) != NULL)
+		json_object_set(st, "database", v);
+	else
+		json_object_set_new(st, "database", json_null());
 	return st;
 }
 

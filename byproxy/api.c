@@ -60,21 +60,6 @@ api_auth(struct http_request *req)
 	    strncmp(tok, "by_", 3) == 0);
 }
 
-/* The client address without the port. */
-static void
-api_remote(struct http_request *req, char *buf, size_t len)
-{
-	char	*p;
-
-	strlcpy(buf, req->remote ? req->remote : "", len);
-	if (buf[0] == '[') {
-		memmove(buf, buf + 1, strlen(buf));
-		if ((p = strchr(buf, ']')) != NULL)
-			*p = '\0';
-	} else if ((p = strrchr(buf, ':')) != NULL)
-		*p = '\0';
-}
-
 int
 api_call(struct http_request *req, const char *op, json_t *args,
     api_done_fn done, void *arg)
@@ -84,7 +69,8 @@ api_call(struct http_request *req, const char *op, json_t *args,
 	char			*s, remote[64];
 	uint32_t		 reqid = msg_reqid();
 
-	api_remote(req, remote, sizeof(remote));
+	/* the client behind trusted proxies: the audit's source_ip */
+	realip_str(req, remote, sizeof(remote));
 	call = json_pack("{s:s s:o s:o s:s}", "op", op, "auth", api_auth(req),
 	    "args", args != NULL ? args : json_object(), "remote", remote);
 	if (call == NULL || (s = json_dumps(call, JSON_COMPACT)) == NULL) {

@@ -11,15 +11,8 @@
 #include "proc.h"
 #include "byproxy.h"
 
-static void
-h_users_me(struct http_request *req, void *arg)
-{
-	api_forward(req, "users.me", NULL);
-}
-
 static const struct http_route api_routes[] = {
-	{ "GET", "/api/v1/users/me", HTTP_LISTEN_MAIN, 0, 0, h_users_me,
-	    NULL },
+	{ NULL, NULL, 0, 0, 0, NULL, NULL },
 };
 
 int
@@ -27,7 +20,7 @@ api_routes_init(struct http_router *r)
 {
 	size_t	 i;
 
-	for (i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++)
+	for (i = 0; api_routes[i].method != NULL; i++)
 		if (http_router_add(r, &api_routes[i]) == -1)
 			return -1;
 	if (api_apps_routes(r) == -1 || api_auth_routes(r) == -1)

@@ -265,4 +265,39 @@ int		 api_apps_routes(struct http_router *);
 /* api_auth.c: users, tokens, bootstrap */
 int		 api_auth_routes(struct http_router *);
 
+/* api_auth.c / api_ratelimit.c (and api_realip.c) */
+/* Router gate (http_router.c): 0 go on, -1 the request was answered. */
+typedef int	(*http_gate_fn)(struct http_request *);
+void		 http_router_gate(struct http_router *, http_gate_fn);
+
+/* An address (IPv4 as IPv4-mapped IPv6) and prefix length (0..128). */
+struct cidr {
+	uint8_t		 addr[16];
+	int		 bits;
+};
+int		 ip_parse(const char *, size_t, uint8_t[16]);
+void		 ip_format(const uint8_t[16], char *, size_t);
+int		 cidr_parse(const char *, struct cidr *);
+int		 cidr_contains(const struct cidr *, const uint8_t[16]);
+int		 realip_resolve(const struct cidr *, size_t, const char *peer,
+		    const char *const *xff, size_t nxff, const char *xrealip,
+		    uint8_t[16]);
+int		 realip_addr(const struct http_request *, uint8_t[16]);
+void		 realip_str(const struct http_request *, char *, size_t);
+
+int		 ratelimit_group(const char *path);
+int		 ratelimit_limit(int group);
+int		 ratelimit_take(int group, const uint8_t[16], double now,
+		    int *remaining, int64_t *reset);
+void		 ratelimit_reset(void);
+size_t		 ratelimit_size(int group);
+#define RL_MAX_ENTRIES	65536		/* addresses per group */
+int		 ratelimit_gate(struct http_request *);
+
+/* api_apps.c / api_validate.c */
+/* First value of key in the query string, decoded; free it.  NULL: none */
+char		*api_query_get(const struct http_request *, const char *key);
+/* Decimal integer as Go's strconv.Atoi reads it, else def */
+int64_t		 api_parse_int(const char *, int64_t def);
+
 #endif /* BY_BYPROXY_H */

@@ -44,6 +44,7 @@ struct route_group {
 struct http_router {
 	TAILQ_HEAD(, route_ent) routes;
 	TAILQ_HEAD(, route_group) groups;
+	http_gate_fn	 gate;		/* before any handler (rate limits) */
 };
 
 struct http_router *
@@ -381,9 +382,18 @@ http_router_headers(const struct http_router *r, struct http_request *req)
 			g->fn(req);
 }
 
+/* One function that may answer a request before its handler runs. */
+void
+http_router_gate(struct http_router *r, http_gate_fn fn)
+{
+	r->gate = fn;
+}
+
 void
 http_router_dispatch(const struct http_router *r, struct http_request *req)
 {
+	if (r->gate != NULL && r->gate(req) == -1)
+		return;
 	if (req->route_status == 405) {
 		http_add_header(req, "Allow", req->allow);
 		http_error(req, 405, "method_not_allowed",

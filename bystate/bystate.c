@@ -81,17 +81,19 @@ state_start(void)
 
 	/* nothing we create is anyone else's business */
 	umask(077);
-	/* a URL may carry a password: name only the file in logs */
 	target = strcmp(proc_conf->database.driver, "sqlite") == 0 ?
 	    proc_conf->database.path : proc_conf->database.url;
+	/* messages name the target as db_open redacted it (no password) */
 	if (state_open(proc_conf->database.driver, target, err,
 	    sizeof(err)) == -1)
 		fatalx("database: %s", err);
+	app_sweep_start();
 	if (proc_conf->audit.present && audit_open(proc_conf->audit.path, err,
 	    sizeof(err)) == -1)
 		fatalx("[audit] path: %s", err);
-	log_info("database ready (%s), schema version %d",
-	    proc_conf->database.driver, state_schema_version());
+	log_info("database ready (%s %s), schema version %d",
+	    proc_conf->database.driver, state_handle()->target,
+	    state_schema_version());
 	status = json_pack("{s:i, s:s}", "schema_version",
 	    state_schema_version(), "driver", proc_conf->database.driver);
 	if (status == NULL)

@@ -1,18 +1,21 @@
 /*
  * bystate: the one process that talks to the database.
  *
- * The database layer is split in three:
+ * The database layer is split in four:
  *
  *	state_db.c	the driver-neutral API (struct db, db_*) and the
  *			process's one open database (state_*)
  *	state_sqlite.c	the SQLite driver
+ *	state_pg.c	the PostgreSQL driver (libpq)
  *	state_migrate.c	numbered schema migrations, one SQL text per
  *			dialect, in lockstep
  *
- * A later PostgreSQL driver (libpq) is one more struct db_ops; nothing
- * above the driver knows which engine runs.  To keep the query text shared
- * between the dialects, placeholders are written $1, $2, ... everywhere
- * (PostgreSQL's syntax; the SQLite driver binds them by name).
+ * Each driver is one struct db_ops; nothing above the driver knows which
+ * engine runs.  To keep the query text shared between the dialects,
+ * placeholders are written $1, $2, ... everywhere (PostgreSQL's syntax;
+ * the SQLite driver binds them by name), and both drivers insist that
+ * every value is used.  A failed statement inside a transaction undoes
+ * that statement only, in both.
  *
  * None of the db_* and state_* functions look at proc_conf: the caller
  * passes driver and target, so the regress tests drive them directly.
@@ -100,8 +103,12 @@ struct db_ops {
 			    const struct db_param *, size_t, db_row_fn, void *);
 	/* start a transaction that will write (takes the write lock early) */
 	int		(*begin)(struct db *);
+	/* end the open transaction, undone; NULL: exec_script("ROLLBACK") */
+	int		(*rollback)(struct db *);
 	/* cheap round trip that touches the database itself */
 	int		(*ping)(struct db *);
+	/* the target as messages may show it (no password); NULL: as is */
+	void		(*redact)(const char *target, char *buf, size_t len);
 
 	int		(*col_count)(const struct db_row *);
 	enum db_type	(*col_type)(const struct db_row *, int);
@@ -114,11 +121,12 @@ struct db_ops {
 struct db {
 	enum db_driver		 driver;
 	const struct db_ops	*ops;
-	char			*target;	/* path or URL, for messages */
+	char			*target;	/* path or URL, redacted */
 	union {
 		struct sqlite3	*sqlite;
-		struct pg_conn	*pg;
+		struct pg_conn	*pg;		/* libpq's PGconn */
 	} h;
+	void			*priv;		/* the driver's own state */
 	int			 in_tx;
 	int64_t			 changes;	/* rows changed by the last query */
 	enum db_err		 errcode;
@@ -128,7 +136,10 @@ struct db {
 /* state_db.c: the driver-neutral API */
 int		 db_driver_parse(const char *, enum db_driver *);
 const char	*db_driver_name(enum db_driver);
-/* Returns NULL with a message naming the target in err. */
+/* target with any password hidden, for messages */
+void		 db_redact(enum db_driver, const char *target, char *buf,
+		    size_t len);
+/* Returns NULL with a message naming the (redacted) target in err. */
 struct db	*db_open(enum db_driver, const char *target, char *err,
 		    size_t errlen);
 void		 db_close(struct db *);
@@ -176,6 +187,11 @@ int		 state_schema_version(void);
 extern const struct db_ops db_sqlite_ops;
 int		 sqlite_prepare(const char *path, uid_t, gid_t,
 		    int chown_files, char *err, size_t errlen);
+
+/* state_pg.c */
+extern const struct db_ops db_pg_ops;
+/* A URL or key=value string with any password shown as "xxxxx". */
+void		 pg_redact(const char *target, char *buf, size_t len);
 
 /* state_migrate.c */
 struct migration {
@@ -273,7 +289,87 @@ extern const struct api_op api_token_ops[];	/* state_tokens.c */
 
 /* ---- apps, access, tags (state_apps.c, state_access.c, state_tags.c) ---- */
 
+#define UUID_LEN	37		/* 36 characters and the NUL */
+
+/* A random (version 4) UUID from getrandom(2), lowercase text. */
+void		 uuid_v4(char *, size_t);
+
+/*
+ * A caller's relation to one app, weakest first, so that a capability
+ * is a comparison: view is > REL_NONE, deploy/update/enable/tags are
+ * >= REL_COLLABORATOR, ACL/rename/access_type/delete are >= REL_OWNER.
+ */
+enum app_rel {
+	REL_NONE,
+	REL_ANONYMOUS,
+	REL_VIEWER,
+	REL_COLLABORATOR,
+	REL_OWNER,
+	REL_ADMIN,
+};
+#define REL_CAN_VIEW(r)		((r) > REL_NONE)
+#define REL_CAN_DEPLOY(r)	((r) >= REL_COLLABORATOR)
+#define REL_CAN_MANAGE(r)	((r) >= REL_OWNER)
+
+struct app_ref {
+	char		 id[UUID_LEN];
+	char		 name[64];
+	char		 owner[256];
+	char		 access_type[16];
+	int		 deleted;
+	enum app_rel	 rel;
+};
+
+const char	*app_rel_name(enum app_rel);
+/*
+ * Resolve {id} of a per-app endpoint among live apps (UUID, then name,
+ * then alias of either phase) and the caller's relation to it.  Returns
+ * 1 when found and visible; 0 after answering 404 "app not found" (not
+ * there, or no relation: existence is hidden); -1 after answering 500.
+ */
+int		 app_resolve(struct api_ctx *, const char *ref,
+		    struct app_ref *);
+/* The app object ("v2 shape") of an app by id, NULL on error/absence. */
+json_t		*app_object(struct db *, const char *id);
+/* Sorted tag names of an app as a JSON array, NULL on error. */
+json_t		*app_tag_names(struct db *, const char *id);
+/* Name rules (app and tag slugs): NULL when fine, else what is wrong. */
+const char	*app_name_problem(const char *);
+/* "512m", "1g", "1024": bytes.  0 or -1 when malformed. */
+int		 memory_limit_parse(const char *, uint64_t *);
+/* Five cron fields ("*\/5 * * * 1-5"): 0 or -1. */
+int		 cron_valid(const char *);
+/* The argument of an op as a string, or NULL. */
+const char	*op_arg(struct api_ctx *, const char *);
+/* The JSON body of an op, or NULL after answering 400 with message. */
+json_t		*op_body(struct api_ctx *, const char *message);
+/* Start the alias and soft-delete sweep (idempotent, runs it once now). */
+void		 app_sweep_start(void);
+void		 app_sweep(void);
+
 /* ---- users, tokens, bootstrap (state_users.c, state_tokens.c) ---- */
+
+/* The revoked row that records the bootstrap exchange for good. */
+#define TOKEN_SENTINEL_ID	"bootstrap-redeemed"
+
+/* state_users.c */
+int		 user_valid_role(const char *);
+int		 user_valid_sub(const char *);
+/* 1 created, 0 existed (left as it is), -1 database error */
+int		 user_ensure(struct db *, const char *sub, const char *role,
+		    const char *email, const char *name);
+/* *out: the user object or NULL when there is none; -1 on error */
+int		 user_get(struct db *, const char *sub, json_t **out);
+
+/* state_tokens.c */
+void		 token_base62(const unsigned char *, size_t, char *, size_t);
+/* "90d", "24h", "30m" from now as a stored time; -1 when malformed */
+int		 token_expiry(const char *, char *, size_t);
+/* RFC 3339 time as a stored time; -1 malformed, -2 not in the future */
+int		 token_expiry_at(const char *, char *, size_t);
+/* Insert a new token; {"id","name","token","created_at","expires_at"} */
+json_t		*token_mint(struct db *, const char *sub, const char *name,
+		    const char *expires_at);
 
 
 #endif /* BY_BYSTATE_H */

@@ -190,8 +190,13 @@ state_call(struct msgchan *c, struct msg *m)
 	if ((s = json_dumps(res, JSON_COMPACT)) == NULL)
 		fatalx("json_dumps");
 	json_decref(res);
-	if (msgchan_send_str(c, MSG_STATE_RESULT, m->hdr.peerid, s) == -1)
-		log_warn("%s: state result", c->name);
+	if (msgchan_send_str(c, MSG_STATE_RESULT, m->hdr.peerid, s) == -1) {
+		/* too big for one message: the caller must not hang */
+		log_warn("%s: state result (%zu bytes)", c->name, strlen(s));
+		msgchan_send_str(c, MSG_STATE_RESULT, m->hdr.peerid,
+		    "{\"status\":500,\"error\":\"internal_error\","
+		    "\"message\":\"internal server error\"}");
+	}
 	free(s);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <bsd/string.h>
 
@@ -59,6 +60,30 @@ pat_row(const struct db_row *r, void *arg)
 	return 0;
 }
 
+/*
+ * Record last_used_at, at most once a minute per token: a write per
+ * request would cost more than the information is worth.
+ */
+static void
+pat_touch(struct db *db, const char *id, const char *now)
+{
+	struct db_param	 prm[3];
+	struct tm	 tm;
+	time_t		 t = time(NULL) - 60;
+	char		 before[32];
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(before, sizeof(before), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return;
+	prm[0] = DB_PTEXT(now);
+	prm[1] = DB_PTEXT(id);
+	prm[2] = DB_PTEXT(before);
+	if (db_exec(db, "UPDATE personal_access_tokens SET last_used_at = $1 "
+	    "WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+	    prm, 3) == -1)
+		log_warnx("token last_used_at: %s", db_error(db));
+}
+
 void
 auth_pat(struct api_ctx *ctx)
 {
@@ -90,4 +115,5 @@ auth_pat(struct api_ctx *ctx)
 	strlcpy(ctx->caller.sub, p.sub, sizeof(ctx->caller.sub));
 	strlcpy(ctx->caller.role, p.role, sizeof(ctx->caller.role));
 	strlcpy(ctx->caller.token_id, p.id, sizeof(ctx->caller.token_id));
+	pat_touch(db, p.id, now);
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@
 /* Indexed by enum db_driver; NULL marks a driver not built yet. */
 static const struct db_ops *const db_drivers[DB_NDRIVERS] = {
 	[DB_SQLITE] = &db_sqlite_ops,
-	[DB_POSTGRES] = NULL,
+	[DB_POSTGRES] = &db_pg_ops,
 };
 
 static const char *const db_driver_names[DB_NDRIVERS] = {
@@ -57,10 +58,21 @@ db_driver_name(enum db_driver d)
 	return db_driver_names[d];
 }
 
+void
+db_redact(enum db_driver driver, const char *target, char *buf, size_t len)
+{
+	if ((int)driver >= 0 && driver < DB_NDRIVERS &&
+	    db_drivers[driver] != NULL && db_drivers[driver]->redact != NULL)
+		db_drivers[driver]->redact(target, buf, len);
+	else
+		strlcpy(buf, target, len);
+}
+
 struct db *
 db_open(enum db_driver driver, const char *target, char *err, size_t errlen)
 {
 	struct db	*db;
+	char		 shown[PATH_MAX];
 
 	if ((int)driver < 0 || driver >= DB_NDRIVERS ||
 	    db_drivers[driver] == NULL) {
@@ -73,10 +85,12 @@ db_open(enum db_driver driver, const char *target, char *err, size_t errlen)
 		    db_driver_name(driver));
 		return NULL;
 	}
+	/* every message names the target: never with its password */
+	db_redact(driver, target, shown, sizeof(shown));
 	if ((db = calloc(1, sizeof(*db))) == NULL ||
-	    (db->target = strdup(target)) == NULL) {
+	    (db->target = strdup(shown)) == NULL) {
 		free(db);
-		snprintf(err, errlen, "%s: %s", target, strerror(errno));
+		snprintf(err, errlen, "%s: %s", shown, strerror(errno));
 		return NULL;
 	}
 	db->driver = driver;
@@ -221,7 +235,8 @@ db_rollback(struct db *db)
 		return;
 	strlcpy(saved, db->err, sizeof(saved));
 	code = db->errcode;
-	if (db->ops->exec_script(db, "ROLLBACK") == -1)
+	if ((db->ops->rollback != NULL ? db->ops->rollback(db) :
+	    db->ops->exec_script(db, "ROLLBACK")) == -1)
 		log_warnx("%s: rollback: %s", db->target, db->err);
 	db->in_tx = 0;
 	strlcpy(db->err, saved, sizeof(db->err));
@@ -340,15 +355,15 @@ state_open(const char *driver, const char *target, char *err, size_t errlen)
 	if ((db = db_open(d, target, err, errlen)) == NULL)
 		return -1;
 	if (migrate_up(db, &version, &applied) == -1) {
-		snprintf(err, errlen, "%s: %s", target, db_error(db));
+		snprintf(err, errlen, "%s: %s", db->target, db_error(db));
 		db_close(db);
 		return -1;
 	}
 	if (applied > 0)
 		log_info("%s: applied %d migration%s, schema version %d",
-		    target, applied, applied == 1 ? "" : "s", version);
+		    db->target, applied, applied == 1 ? "" : "s", version);
 	else
-		log_debug("%s: schema version %d, up to date", target,
+		log_debug("%s: schema version %d, up to date", db->target,
 		    version);
 	state_db = db;
 	state_version = version;

@@ -36,13 +36,17 @@ static const char migrate_bootstrap[] =
     ")";
 
 /*
- * Taken inside each migration's transaction so that two servers starting
- * at once (a rolling update) apply a migration once.  SQLite's BEGIN
- * IMMEDIATE already holds the only write lock.
+ * Taken inside each migration's transaction, and around the creation of
+ * schema_migrations, so that two servers starting at once (a rolling
+ * update) apply a migration once.  SQLite's BEGIN IMMEDIATE already holds
+ * the only write lock.  PostgreSQL gets a transaction-scoped advisory
+ * lock: it also covers the CREATE TABLE IF NOT EXISTS, which two sessions
+ * cannot safely race (both see no table, one fails on pg_type).  The key
+ * is "bystate" in ASCII; the lock is per database.
  */
 static const char *const migrate_lock[DB_NDRIVERS] = {
 	[DB_SQLITE] = NULL,
-	[DB_POSTGRES] = "LOCK TABLE schema_migrations IN EXCLUSIVE MODE",
+	[DB_POSTGRES] = "SELECT pg_advisory_xact_lock(27718084498388069)",
 };
 
 /*
@@ -219,8 +223,8 @@ static const char sqlite_001_initial[] =
     ");\n";
 
 /*
- * 001_initial, PostgreSQL.  Not run by this build yet (no driver), but
- * kept in lockstep so the PostgreSQL driver finds the same schema.  The
+ * 001_initial, PostgreSQL: the same tables, columns, keys and indexes as
+ * the SQLite text (test_bystate_pg compares the two schemas).  The
  * circular reference apps.active_bundle -> bundles is closed with an
  * ALTER once bundles exists.
  */
@@ -432,6 +436,32 @@ migrate_current(struct db *db)
 	return (int)v;
 }
 
+static int
+migrate_take_lock(struct db *db)
+{
+	if (migrate_lock[db->driver] == NULL)
+		return 0;
+	return db_exec_script(db, migrate_lock[db->driver]);
+}
+
+/* schema_migrations itself, under the lock. */
+static int
+migrate_bootstrap_table(struct db *db)
+{
+	char	 err[sizeof(db->err)];
+
+	if (db_begin(db) == -1)
+		return -1;
+	if (migrate_take_lock(db) == -1 ||
+	    db_exec_script(db, migrate_bootstrap) == -1) {
+		strlcpy(err, db_error(db), sizeof(err));
+		db_rollback(db);
+		strlcpy(db->err, err, sizeof(db->err));
+		return -1;
+	}
+	return db_commit(db);
+}
+
 /* Apply one migration if the database still lacks it; 1 applied, 0 not. */
 static int
 migrate_one(struct db *db, const struct migration *m)
@@ -442,8 +472,7 @@ migrate_one(struct db *db, const struct migration *m)
 
 	if (db_begin(db) == -1)
 		return -1;
-	if (migrate_lock[db->driver] != NULL &&
-	    db_exec_script(db, migrate_lock[db->driver]) == -1)
+	if (migrate_take_lock(db) == -1)
 		goto fail;
 	/* read again under the lock: another server may have been first */
 	if ((cur = migrate_current(db)) == -1)
@@ -501,7 +530,7 @@ migrate_up(struct db *db, int *version, int *applied)
 
 	*applied = 0;
 	*version = 0;
-	if (db_exec_script(db, migrate_bootstrap) == -1)
+	if (migrate_bootstrap_table(db) == -1)
 		return -1;
 	if ((cur = migrate_check(db)) == -1)
 		return -1;

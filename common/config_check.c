@@ -353,10 +353,6 @@ check_server(struct vctx *v)
 	else if (strlen(c->server.control_socket) >= sizeof(sun.sun_path))
 		verr(v, "server", "control_socket", "longer than the %zu bytes "
 		    "a Unix socket path may have", sizeof(sun.sun_path) - 1);
-	if (c->server.bootstrap_token != NULL && (!c->oidc.present ||
-	    c->oidc.initial_admin == NULL))
-		verr(v, "server", "bootstrap_token", "requires [oidc] "
-		    "initial_admin");
 }
 
 static void
@@ -461,6 +457,18 @@ check_oidc(struct vctx *v)
 
 	if (!c->oidc.present)
 		return;
+	/*
+	 * Until OIDC is built, [oidc] may only name the bootstrap admin:
+	 * its other keys are refused as not built when they are read.
+	 */
+	if (config_not_built(config_key_find("oidc", "issuer_url"), NULL) !=
+	    NULL) {
+		if (empty(c->oidc.initial_admin))
+			verr(v, "oidc", "initial_admin", "required: OIDC is not "
+			    "built yet in this version of byd, so [oidc] may "
+			    "only set initial_admin");
+		return;
+	}
 	if (empty(c->oidc.issuer_url))
 		verr(v, "oidc", "issuer_url", "required when [oidc] is set");
 	else if (!http_url(c->oidc.issuer_url))

@@ -24,7 +24,11 @@
 #include <event2/buffer.h>
 
 #define MSG_HDR_LEN	((size_t)sizeof(struct msg_hdr))
-#define MSG_MAX_LEN	(256 * 1024)	/* header included */
+/*
+ * Header included.  Big enough for any API answer (JSON request bodies
+ * are capped at 1 MiB); bulk data such as bundles travels as an fd.
+ */
+#define MSG_MAX_LEN	(4 * 1024 * 1024)
 #define MSG_MAX_FDS	16		/* received, not yet consumed */
 #define MSG_F_FD	0x1		/* an fd travels with this message */
 

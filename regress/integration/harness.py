@@ -1,14 +1,20 @@
 """Start a real byd on loopback with a temporary configuration and talk to
 it like a client would.  Standard library only (run with /usr/bin/python3).
+
+The database is SQLite in the byd's directory, or with BYD_DB=postgres a
+fresh database on a throwaway PostgreSQL server (pgserver.py) for every
+Byd.  Byd.sql() reads and writes it either way.
 """
 
 import http.client
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -19,6 +25,9 @@ BYD = os.path.join(BUILD, "sbin", "byd")
 BYCTL = os.path.join(BUILD, "sbin", "byctl")
 HELPERDIR = os.path.join(BUILD, "libexec", "blockyard")
 USER = "blockyard"
+DB = os.environ.get("BYD_DB", "sqlite")
+if DB not in ("sqlite", "postgres"):
+    raise RuntimeError("BYD_DB must be sqlite or postgres, not %r" % DB)
 
 
 def free_port():
@@ -73,9 +82,11 @@ def alive(pid):
 
 
 class Byd:
-    """One byd suite in a temporary directory."""
+    """One byd suite in a temporary directory.
 
-    def __init__(self, extra="", management=False):
+    pg: a pgserver.PgServer to use instead of BYD_DB's choice."""
+
+    def __init__(self, extra="", management=False, pg=None):
         self.dir = tempfile.mkdtemp(prefix="byd-it-")
         os.chmod(self.dir, 0o755)  # the blockyard user must reach the db
         self.port = free_port()
@@ -83,6 +94,16 @@ class Byd:
         self.sock = os.path.join(self.dir, "run", "byd.sock")
         self.conf = os.path.join(self.dir, "blockyard.toml")
         self.log = os.path.join(self.dir, "byd.log")
+        self.db = "postgres" if pg is not None else DB
+        self.dbpath = os.path.join(self.dir, "db", "blockyard.db")
+        self.pg = self.dbname = self.dburl = None
+        if self.db == "postgres":
+            if pg is None:
+                import pgserver
+                pg = pgserver.shared()
+            self.pg = pg
+            self.dbname = pg.createdb()
+            self.dburl = pg.url(self.dbname)
         self.write_config(extra)
         self.proc = None
 
@@ -97,8 +118,56 @@ class Byd:
             'log_level = "debug"\n'
             "\n[storage]\n"
             'bundle_server_path = "%s/bundles"\n' % self.dir +
-            "\n[database]\n"
-            'path = "%s/db/blockyard.db"\n' % self.dir + extra)
+            "\n[database]\n" + self.database_conf() + extra)
+
+    def database_conf(self):
+        """The [database] keys (without the header)."""
+        if self.db == "postgres":
+            return 'driver = "postgres"\nurl = "%s"\n' % self.dburl
+        return 'path = "%s"\n' % self.dbpath
+
+    def sql(self, query, *args):
+        """Run one statement on this byd's database, directly; the rows
+        as tuples of Python values (int, float, str, None; BYTEA comes as
+        "\\x..." text).  Placeholders are '?'; on PostgreSQL the arguments
+        are quoted as literals (str, int, float, None)."""
+        if self.db == "sqlite":
+            c = sqlite3.connect(self.dbpath, timeout=10)
+            try:
+                rows = c.execute(query, args).fetchall()
+                c.commit()
+                return [tuple(r) for r in rows]
+            finally:
+                c.close()
+        parts = query.split("?")
+        if len(parts) != len(args) + 1:
+            raise ValueError("%d placeholders, %d arguments" %
+                             (len(parts) - 1, len(args)))
+        out = parts[0]
+        for a, rest in zip(args, parts[1:]):
+            if a is None:
+                lit = "NULL"
+            elif isinstance(a, bool):
+                lit = str(int(a))
+            elif isinstance(a, (int, float)):
+                lit = repr(a)
+            else:
+                lit = "'" + str(a).replace("'", "''") + "'"
+            out += lit + rest
+        # rows come back typed through JSON, in column order
+        words = out.lstrip().split(None, 1)
+        first = words[0].upper() if words else ""
+        if first in ("SELECT", "WITH", "VALUES", "TABLE"):
+            wrapped = ("SELECT coalesce(json_agg(q), '[]') FROM (%s) q" %
+                       out)
+        elif re.search(r"\bRETURNING\b", out, re.I):
+            wrapped = ("WITH q AS (%s) SELECT coalesce(json_agg(q), '[]') "
+                       "FROM q" % out)
+        else:
+            self.pg.psql(self.dbname, out)
+            return []
+        rows = json.loads(self.pg.psql(self.dbname, wrapped, raw=True))
+        return [tuple(r.values()) for r in rows]
 
     def write_config(self, extra="", text=None):
         with open(self.conf, "w") as f:
@@ -242,6 +311,12 @@ class Byd:
 
     def cleanup(self):
         self.stop()
+        if self.pg is not None and self.dbname is not None:
+            try:
+                self.pg.dropdb(self.dbname)
+            except RuntimeError:
+                pass
+            self.dbname = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -449,7 +449,7 @@ START_TEST(t_open_errors)
 	FILE	*f;
 
 	ck_assert_ptr_null(db_open(DB_SQLITE, ":memory:", err, sizeof(err)));
-	ck_assert_ptr_null(db_open(DB_POSTGRES, "postgres://x/y", err,
+	ck_assert_ptr_null(db_open(DB_POSTGRES, "postgres://x/y?bogus=1", err,
 	    sizeof(err)));
 	ck_assert_msg(strstr(err, "postgres") != NULL, "%s", err);
 	ck_assert_int_eq(state_open("mysql", dbpath, err, sizeof(err)), -1);

@@ -951,8 +951,8 @@ START_TEST(test_env_sections)
 	    ": board storage is not built yet");
 	LOAD_ERR("", openbao, "environment: BLOCKYARD_OPENBAO_ADDRESS: vault "
 	    "integration is not built yet");
-	LOAD_ERR("", postgres, "environment: BLOCKYARD_DATABASE_DRIVER: "
-	    "PostgreSQL is not built yet");
+	LOAD_ERR("", postgres, "[database] url: required when driver = "
+	    "\"postgres\"");
 
 	/* Once built, a variable makes its section present. */
 	config_unbuilt_ok = 1;
@@ -1105,7 +1105,12 @@ START_TEST(test_not_built)
 		{ "[oidc]\nissuer_url = \"https://idp\"\n",
 		    "test.toml:2: [oidc] issuer_url: OIDC is not built yet in "
 		    "this version of byd" },
-		{ "[oidc]\n", "test.toml:1: [oidc]: OIDC is not built yet" },
+		{ "[oidc]\n", "test.toml: [oidc] initial_admin: required: "
+		    "OIDC is not built yet" },
+		{ "[oidc]\ninitial_admin = \"a\"\nclient_id = \"x\"\n",
+		    "test.toml:3: [oidc] client_id: OIDC is not built yet" },
+		{ "[oidc]\ninitial_admin = \"a\"\ndefault_role = \"viewer\"\n",
+		    "test.toml:3: [oidc] default_role: OIDC is not built" },
 		{ "[vault]\naddress = \"http://v:8200\"\n",
 		    "test.toml:2: [vault] address: vault integration" },
 		{ "[[vault.services]]\nid = \"a\"\nlabel = \"A\"\n",
@@ -1122,24 +1127,82 @@ START_TEST(test_not_built)
 		    "test.toml:2: [telemetry] otlp_endpoint: telemetry" },
 		{ "[server]\nsession_secret = \"x\"\n",
 		    "test.toml:2: [server] session_secret: OIDC is not built" },
-		{ "[server]\nbootstrap_token = \"x\"\n",
-		    "test.toml:2: [server] bootstrap_token: support for "
-		    "bootstrap tokens" },
 		{ "[[storage.data_mounts]]\n", "test.toml:1: [storage] "
 		    "data_mounts: support for data mounts" },
 		{ "[database]\nvault_role = \"r\"\n",
 		    "test.toml:2: [database] vault_role: vault integration" },
 		{ "[database]\nvault_mount = \"m\"\n",
 		    "test.toml:2: [database] vault_mount: vault integration" },
-		{ "[database]\ndriver = \"postgres\"\n",
-		    "test.toml:2: [database] driver: PostgreSQL is not built" },
-		{ "[database]\nurl = \"postgres://db/by\"\n",
-		    "test.toml:2: [database] url: PostgreSQL is not built" },
 	};
 	size_t	 i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		LOAD_ERR(cases[i].text, noenv, cases[i].want);
+}
+END_TEST
+
+/*
+ * The bootstrap token is built, with or without [oidc] initial_admin,
+ * the one [oidc] key that is.
+ */
+START_TEST(test_bootstrap_built)
+{
+	static const char *const env[] = {
+	    "BLOCKYARD_OIDC_INITIAL_ADMIN=carol", NULL };
+	struct config	*c;
+
+	LOAD_OK(c, "[server]\nbootstrap_token = \"t\"\n", noenv);
+	ck_assert_str_eq(c->server.bootstrap_token, "t");
+	ck_assert_int_eq(c->oidc.present, 0);
+	ck_assert_ptr_null(c->oidc.initial_admin);
+	config_free(c);
+	LOAD_OK(c, "[server]\nbootstrap_token = \"t\"\n[oidc]\n"
+	    "initial_admin = \"alice\"\n", noenv);
+	ck_assert_int_eq(c->oidc.present, 1);
+	ck_assert_str_eq(c->oidc.initial_admin, "alice");
+	ck_assert_ptr_null(c->oidc.issuer_url);
+	config_free(c);
+	LOAD_OK(c, "", env);
+	ck_assert_str_eq(c->oidc.initial_admin, "carol");
+	config_free(c);
+	/* an empty string is no token: the exchange answers 404 */
+	LOAD_OK(c, "[server]\nbootstrap_token = \"\"\n", noenv);
+	ck_assert_ptr_null(c->server.bootstrap_token);
+	config_free(c);
+}
+END_TEST
+
+/* PostgreSQL is built: driver and url load, from the file or the env. */
+START_TEST(test_postgres_built)
+{
+	static const char *const env[] = {
+	    "BLOCKYARD_DATABASE_DRIVER=postgres",
+	    "BLOCKYARD_DATABASE_URL=host=/run/pg dbname=by", NULL };
+	struct config	*c;
+
+	LOAD_OK(c, "[database]\ndriver = \"postgres\"\n"
+	    "url = \"postgres://by:pw@db/by?sslmode=require\"\n", noenv);
+	ck_assert_str_eq(c->database.driver, "postgres");
+	ck_assert_str_eq(c->database.url,
+	    "postgres://by:pw@db/by?sslmode=require");
+	config_free(c);
+	LOAD_OK(c, "", env);
+	ck_assert_str_eq(c->database.driver, "postgres");
+	ck_assert_str_eq(c->database.url, "host=/run/pg dbname=by");
+	config_free(c);
+	/* a url alone does not switch drivers */
+	LOAD_OK(c, "[database]\nurl = \"postgres://db/by\"\n", noenv);
+	ck_assert_str_eq(c->database.driver, "sqlite");
+	config_free(c);
+	LOAD_ERR("[database]\ndriver = \"postgres\"\n", noenv,
+	    "test.toml: [database] url: required when driver = "
+	    "\"postgres\"");
+	LOAD_ERR("[database]\ndriver = \"postgres\"\nurl = \"\"\n", noenv,
+	    "[database] url: required when driver = \"postgres\"");
+	/* the vault credentials are not built yet */
+	LOAD_ERR("[database]\ndriver = \"postgres\"\nurl = \"postgres://db\"\n"
+	    "vault_role = \"r\"\n", noenv,
+	    "test.toml:4: [database] vault_role: vault integration");
 }
 END_TEST
 
@@ -1199,9 +1262,6 @@ START_TEST(test_unbuilt_validation)
 		    "schedule: must be a cron expression of 5 fields" },
 		{ "[update]\n", "[update] alt_bind_range: [update] requires "
 		    "[redis]" },
-		{ "[server]\nbootstrap_token = \"t\"\n",
-		    "test.toml:2: [server] bootstrap_token: requires [oidc] "
-		    "initial_admin" },
 		{ "[database]\nvault_role = \"r\"\n",
 		    "test.toml:2: [database] vault_role: requires [vault]" },
 		{ "[database]\ndriver = \"postgres\"\n",
@@ -1764,6 +1824,8 @@ config_suite(void)
 	tcase_add_test(tc, test_env_data_mounts);
 	tcase_add_test(tc, test_env_real);
 	tcase_add_test(tc, test_not_built);
+	tcase_add_test(tc, test_bootstrap_built);
+	tcase_add_test(tc, test_postgres_built);
 	tcase_add_test(tc, test_audit_built);
 	tcase_add_test(tc, test_unbuilt_validation);
 	tcase_add_test(tc, test_json_defaults);
