@@ -6,6 +6,16 @@
 #ifndef BYSPAWN_H
 #define BYSPAWN_H
 
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+
 #include "config.h"
 #include "msg.h"
 #include "proc.h"
@@ -15,5 +25,258 @@ int	 preflight_bwrap(const char *bwrap_path, char *version, size_t len,
 	    char *err, size_t errlen);
 int	 spawn_run_capture(char *const argv[], char *out, size_t outlen,
 	    int *status);
+
+/* workers */
+
+/*
+ * A worker is one R process serving one app bundle on 127.0.0.1:port,
+ * inside bwrap, as a uid of its own, in per-worker cgroups.  Everything
+ * runs on proc_base: spawn returns at once, exits and log lines arrive
+ * through the callbacks in the spec.
+ */
+
+#define WORKER_ID_MAX		64	/* [A-Za-z0-9_-], also a cgroup name */
+#define WORKER_LOG_LINES	10000	/* ring of stdout+stderr lines */
+#define WORKER_LINE_MAX		8192	/* longer lines are split */
+#define WORKER_PIDS_DEFAULT	256	/* R/httpuv alone is 4 threads + 2 bwrap */
+#define WORKER_TMP_SIZE		(256ULL << 20)	/* tmpfs /tmp cap */
+#define WORKER_SHM_SIZE		(64ULL << 20)	/* tmpfs /dev/shm cap */
+#define WORKER_LIB_PATH		"/blockyard-lib"
+#define WORKER_CGROUP_NAME	"blockyard"	/* in every hierarchy */
+
+enum worker_state {
+	WORKER_STARTING,	/* spawned, not yet seen answering HTTP */
+	WORKER_RUNNING,		/* a readiness probe succeeded */
+	WORKER_STOPPING,	/* worker_stop sent SIGTERM */
+	WORKER_EXITED,		/* reaped, slots released; logs kept */
+};
+
+struct worker;
+struct worker_logline;
+
+struct worker_spec {
+	const char	*id;
+	const char	*app_id;
+	const char	*bundle_id;
+	const char	*bundle_dir;	/* host path, ro at bundle_worker_path */
+	const char	*library_dir;	/* host path, ro at /blockyard-lib; NULL */
+	uint64_t	 memory_limit;	/* bytes, 0 = none */
+	double		 cpu_limit;	/* cores, 0 = none */
+	int		 pids_max;	/* 0 = WORKER_PIDS_DEFAULT */
+	const struct strmap *env;	/* extra variables after worker_env */
+
+	/* called on proc_base; NULL when not wanted */
+	void		(*on_exit)(struct worker *, void *);
+	void		(*on_log)(struct worker *, const struct worker_logline *,
+			    void *);
+	void		*cb_arg;
+};
+
+struct worker_exit {
+	int		 status;	/* raw wait status of bwrap */
+	int		 code;		/* exit code, -1 when bwrap was killed */
+	/*
+	 * The signal that ended the app: bwrap's own, or the one bwrap
+	 * relays as exit code 128+N when the process inside was killed.
+	 */
+	int		 signal;
+	int		 oom;		/* the cgroup's OOM killer fired */
+	int		 stopped;	/* worker_stop asked for it */
+};
+
+struct worker_logline {
+	uint64_t	 seq;		/* 1, 2, ... per worker */
+	int64_t		 time_ms;	/* wall clock, ms since the epoch */
+	char		*text;		/* valid UTF-8, no newline */
+};
+
+struct worker_usage {
+	int		 have_memory, have_cpu, have_pids, have_throttle;
+	uint64_t	 memory_bytes;	/* charged to the memory cgroup */
+	uint64_t	 cpu_usec;	/* user + system since start */
+	uint64_t	 pids;		/* tasks, threads included */
+	uint64_t	 pids_refused;	/* forks refused at the ceiling */
+	uint64_t	 nr_throttled;	/* CFS periods throttled by the quota */
+	uint64_t	 oom_kills;
+};
+
+/* Private to spawn_*.c: the per-worker cgroup directories and files. */
+enum cg_res {
+	CG_GROUP,		/* v2 group: cgroup.kill, cgroup.events, cpu.stat */
+	CG_MEMORY,
+	CG_PIDS,
+	CG_CPU,
+	CG_CPUACCT,		/* v1 usage counter when there is no v2 group */
+	CG_NRES
+};
+
+struct worker_cgroups {
+	char		*dir[CG_NRES];	/* NULL: not used; may repeat (v2) */
+	int		 procs_fd[CG_NRES];	/* for the child, -1 */
+	int		 oom_efd;	/* v1 memory.oom_control eventfd */
+	struct event	*oom_ev;
+};
+
+struct worker_log {
+	struct worker_logline	*lines;
+	size_t			 cap, head, count;
+	uint64_t		 next_seq;
+	struct evbuffer		*partial;
+	struct event		*ev;
+	int			 fd;	/* read end of stdout+stderr */
+};
+
+struct worker_probe;
+
+struct worker {
+	TAILQ_ENTRY(worker)	 entry;
+	char			 id[WORKER_ID_MAX + 1];
+	char			*app_id;
+	char			*bundle_id;
+	enum worker_state	 state;
+	pid_t			 pid;		/* the outer bwrap */
+	uid_t			 uid;		/* as seen on the host */
+	gid_t			 gid;
+	int			 uid_slot;	/* held slot, -1 none */
+	int			 port;		/* 127.0.0.1:port, -1 released */
+	uint64_t		 memory_limit;
+	double			 cpu_limit;
+	int			 pids_max;
+	struct timespec		 started;	/* CLOCK_REALTIME */
+	struct timespec		 exited;
+	struct worker_exit	 exit;
+
+	/* private: spawn_*.c */
+	void			(*on_exit)(struct worker *, void *);
+	void			(*on_log)(struct worker *,
+				    const struct worker_logline *, void *);
+	void			*cb_arg;
+	int			 reaped;
+	int			 cg_removed;
+	int			 cleanup_tries;
+	struct worker_cgroups	 cg;
+	struct worker_log	 log;
+	struct event		*stop_ev;	/* grace period, then SIGKILL */
+	struct event		*cleanup_ev;	/* cgroup rmdir retries */
+	struct event		*retain_ev;	/* forget after log_retention */
+	TAILQ_HEAD(, worker_probe) probes;
+};
+
+TAILQ_HEAD(worker_list, worker);
+extern struct worker_list workers;
+
+/*
+ * Start-up, as root: find the cgroup hierarchies and say per limit which
+ * mechanism enforces it, make our cgroup directories, kill what a
+ * crashed previous run left (its cgroups and any process running as a
+ * worker uid).  cgroup_name is WORKER_CGROUP_NAME except in tests.
+ * -1 only when nothing can run at all.
+ */
+int	 workers_init(const char *cgroup_name);
+/* The limit mechanisms and counts, for MSG_READY and status output. */
+json_t	*workers_status(void);
+/*
+ * Stop every worker (SIGTERM, SIGKILL after grace_ms), then call done
+ * once all are reaped and their cgroups removed.
+ */
+void	 workers_shutdown(int grace_ms, void (*done)(void *), void *arg);
+/* Free every record and event (after shutdown; tests). */
+void	 workers_free(void);
+
+/*
+ * Start a worker.  Allocates its uid and port, makes its cgroups, forks
+ * and execs bwrap; returns once bwrap runs (or failed to start, with
+ * the reason in err).  The worker is then WORKER_STARTING.
+ */
+int	 worker_spawn(const struct worker_spec *, struct worker **,
+	    char *err, size_t errlen);
+/* SIGTERM the app, SIGKILL its whole cgroup after grace_ms. */
+void	 worker_stop(struct worker *, int grace_ms);
+struct worker *worker_find(const char *id);
+/* Drop an exited worker's record and logs before log_retention ends. */
+void	 worker_forget(struct worker *);
+const char *worker_state_name(enum worker_state);
+json_t	*worker_to_json(const struct worker *);
+
+/*
+ * Health.  A probe connects to the worker's port: WORKER_PROBE_TCP is
+ * done once the connection is accepted, WORKER_PROBE_HTTP sends
+ * GET / and is done at the status line (any status).  cb gets ok 1 or
+ * 0 and the HTTP status (0 for TCP).  A probe of a worker that exits
+ * or is forgotten ends with ok 0.
+ */
+enum worker_probe_kind {
+	WORKER_PROBE_TCP,
+	WORKER_PROBE_HTTP,
+};
+typedef void	(*worker_probe_cb)(struct worker *, int ok, int http_status,
+		    void *);
+int	 worker_probe(struct worker *, enum worker_probe_kind, int timeout_ms,
+	    worker_probe_cb, void *);
+/*
+ * Probe HTTP every 100 ms until the app answers (the worker becomes
+ * WORKER_RUNNING, cb ok 1), it exits, or timeout_ms pass (cb ok 0).
+ */
+int	 worker_await_ready(struct worker *, int timeout_ms, worker_probe_cb,
+	    void *);
+
+/* Log ring: lines with seq >= from, oldest first; returns the count. */
+size_t	 worker_log_read(const struct worker *, uint64_t from,
+	    void (*fn)(const struct worker_logline *, void *), void *);
+
+/* Memory, CPU and pids counters from the worker's cgroups. */
+void	 worker_usage(const struct worker *, struct worker_usage *);
+
+/* ---- internal to the spawn_*.c files ---- */
+
+/* spawn_cgroup.c */
+int	 cgroup_init(const char *name);
+void	 cgroup_cleanup_orphans(void);
+void	 cgroup_remove_base(void);
+json_t	*cgroup_status(void);
+int	 cgroup_create(struct worker *, char *err, size_t errlen);
+int	 cgroup_enter(const struct worker *);	/* child, async-signal-safe */
+void	 cgroup_close_procs(struct worker *);
+void	 cgroup_signal(const struct worker *, int sig, pid_t except);
+void	 cgroup_kill(const struct worker *);
+int	 cgroup_remove(struct worker *);	/* -1 while busy */
+void	 cgroup_free(struct worker *);
+uint64_t cgroup_oom_kills(const struct worker *);
+int	 cgroup_read_key(const char *dir, const char *file, const char *key,
+	    uint64_t *val);
+int	 cgroup_enabled(void);
+
+/* spawn_slots.c */
+int	 slot_uid_alloc(int *uid, char *err, size_t errlen);
+int	 slot_port_alloc(int *port, char *err, size_t errlen);
+void	 slot_uid_release(int uid);
+void	 slot_port_release(int port);
+int	 slot_uid_held(int uid);
+int	 slot_port_held(int port);
+int	 slot_port_bindable(int port);
+void	 slots_free(void);
+
+/* spawn_sandbox.c */
+struct argv {
+	char		**v;
+	size_t		  n, cap;
+};
+int	 sandbox_argv(const struct worker *, const struct worker_spec *,
+	    int seccomp_fd, struct argv *, char *err, size_t errlen);
+void	 argv_free(struct argv *);
+pid_t	 sandbox_exec(const struct worker *, struct argv *, int out_fd,
+	    int seccomp_fd, char *err, size_t errlen);
+int	 sandbox_open_seccomp(char *err, size_t errlen);
+
+/* spawn_logs.c */
+int	 worker_log_start(struct worker *, int fd);
+void	 worker_log_free(struct worker *);
+int	 worker_log_eof(const struct worker *);
+
+/* spawn_worker.c */
+void	 worker_log_closed(struct worker *);
+
+/* spawn_probe.c */
+void	 worker_probes_cancel(struct worker *);
 
 #endif /* BYSPAWN_H */
