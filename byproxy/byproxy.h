@@ -13,6 +13,33 @@
  * away first, the cancel callback set with http_set_cancel runs and the
  * request is freed; a continuation that only holds a handle can ask
  * http_request_lookup whether the request still exists.
+ *
+ * Streamed request bodies (routes with HTTP_ROUTE_STREAM_BODY, for
+ * uploads and the app proxy): the handler runs as soon as the head is
+ * complete, before a byte of the body is read.  It either answers
+ * without the body, or takes it with http_body_stream, which sends
+ * "100 Continue" when the client asked for it.  on_data then gets the
+ * decoded bytes (chunked framing removed) in order, in req->body, to
+ * move out with evbuffer_add_buffer or evbuffer_remove_buffer; bytes it
+ * leaves there are offered again with the next ones and count against
+ * the bound.  on_end runs once, after the last.  The core holds at most
+ * HTTP_INBUF_MAX + HTTP_BODY_CHUNK_MAX of a connection's input; a
+ * consumer that cannot keep up calls http_body_pause, which stops
+ * reading the socket, and http_body_resume later (also after taking
+ * bytes from req->body outside on_data).
+ *
+ * The handler may answer at any time.  A complete answer ends the body:
+ * no body callback follows, and the connection is closed after the
+ * answer unless the rest of a Content-Length body is already here to be
+ * dropped.  A streamed answer (http_stream_start) lets the body go on.
+ * When the body fails (client gone, no progress for body_ms, over the
+ * limit, bad chunk framing), on_error -- or, without one, the cancel
+ * callback -- is the last call the handler gets for the request: it
+ * cannot answer from there and must forget the pointer.  The core then
+ * answers 408, 413 or 400 itself (413 with the message set by
+ * http_body_limit) if no response was begun, and closes the connection.
+ * Before http_body_stream and after on_end, a client that goes away is
+ * reported to the cancel callback as for any request; never both.
  */
 
 #ifndef BY_BYPROXY_H
@@ -46,10 +73,12 @@
 #define HTTP_MAX_PARAMS		8		/* {param}s in a pattern */
 #define HTTP_INBUF_MAX		(128 * 1024)	/* held while a handler runs */
 #define HTTP_LINGER_MAX		(1024 * 1024)	/* discarded before close */
+#define HTTP_BODY_CHUNK_MAX	(128 * 1024)	/* streamed, untaken */
 
 /* Timeouts in milliseconds (408 when a request was begun). */
 #define HTTP_HEADER_TIMEOUT_MS	10000	/* first byte to end of head */
-#define HTTP_BODY_TIMEOUT_MS	30000	/* first byte to end of body */
+#define HTTP_BODY_TIMEOUT_MS	30000	/* first byte to end of body;
+					   streamed: between body bytes */
 #define HTTP_IDLE_TIMEOUT_MS	120000	/* keep-alive between requests */
 #define HTTP_WRITE_TIMEOUT_MS	60000	/* no write progress */
 #define HTTP_LINGER_TIMEOUT_MS	2000	/* draining input after close */
@@ -64,6 +93,7 @@
 
 /* Route flags */
 #define HTTP_ROUTE_QUIET	0x1	/* request log at debug (probes) */
+#define HTTP_ROUTE_STREAM_BODY	0x2	/* handler runs at the head */
 
 struct http_server;
 struct http_router;
@@ -74,6 +104,19 @@ typedef void	(*http_handler_fn)(struct http_request *, void *);
 typedef void	(*http_cancel_fn)(struct http_request *, void *);
 /* Router group: adds headers to every response under a path prefix. */
 typedef void	(*http_group_fn)(struct http_request *);
+
+/* Why a streamed request body failed (see the top of this file). */
+enum http_body_error {
+	HTTP_BODY_ABORTED,	/* client closed, connection failed */
+	HTTP_BODY_TIMEOUT,	/* no body byte for body_ms: 408 */
+	HTTP_BODY_TOO_LARGE,	/* over the limit: 413 */
+	HTTP_BODY_MALFORMED,	/* bad chunk framing: 400 */
+};
+typedef void	(*http_body_data_fn)(struct http_request *,
+		    struct evbuffer *, void *);
+typedef void	(*http_body_end_fn)(struct http_request *, void *);
+typedef void	(*http_body_error_fn)(struct http_request *,
+		    enum http_body_error, void *);
 
 struct http_header {
 	char		*name;
@@ -105,6 +148,23 @@ struct http_route {
 	void		*arg;
 };
 
+/* A streamed request body: the core's own bookkeeping. */
+struct http_body_state {
+	http_body_data_fn  on_data;
+	http_body_end_fn   on_end;
+	http_body_error_fn on_error;
+	void		*arg;
+	uint64_t	 left;		/* Content-Length still to come */
+	char		*msg;		/* 413 message, or NULL */
+	int		 chunked;
+	int		 accepted;	/* http_body_stream was called */
+	int		 begun;		/* limits checked */
+	int		 complete;	/* the last byte was read */
+	int		 ended;		/* on_end or last word said */
+	int		 paused;
+	int		 offer;		/* offer req->body again */
+};
+
 enum http_req_state {
 	HTTP_REQ_READING,	/* head or body still arriving */
 	HTTP_REQ_HANDLER,	/* handed to the handler, no answer yet */
@@ -127,7 +187,7 @@ struct http_request {
 	unsigned short	 http_major;
 	unsigned short	 http_minor;
 	struct http_headers headers;
-	struct evbuffer	*body;
+	struct evbuffer	*body;		/* streamed: untaken */
 	int		 keepalive;	/* client allows another request */
 	int		 upgrade;	/* Upgrade or CONNECT */
 	int		 head;		/* HEAD: answer without body */
@@ -150,6 +210,9 @@ struct http_request {
 	int		 chunked;	/* streaming with chunked encoding */
 	size_t		 hdrs_seen;	/* trailer accounting */
 	size_t		 body_max;
+
+	int		 stream_body;	/* HTTP_ROUTE_STREAM_BODY */
+	struct http_body_state bs;
 };
 
 struct http_timeouts {
@@ -217,6 +280,25 @@ int		 http_stream_end(struct http_request *);
  * a response was begun already.
  */
 struct bufferevent *http_takeover(struct http_request *);
+
+/*
+ * Streamed request bodies.  Each returns 0, or -1 when the request is
+ * not (or no longer) streaming its body.  http_body_stream is taken
+ * only before any answer; on_data and on_end are required.
+ */
+int		 http_body_stream(struct http_request *, http_body_data_fn,
+		    http_body_end_fn, http_body_error_fn, void *);
+int		 http_body_pause(struct http_request *);
+int		 http_body_resume(struct http_request *);
+/*
+ * Lower this request's body limit below the route's body_max (which
+ * stays the ceiling); message, when not NULL, replaces the text of the
+ * 413 answer.  A Content-Length over it is refused before reading.
+ */
+int		 http_body_limit(struct http_request *, size_t max,
+		    const char *message);
+/* Bytes of the connection's input the core holds now (tests). */
+size_t		 http_body_buffered(const struct http_request *);
 
 const char	*http_reason(int status);
 

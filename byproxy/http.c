@@ -84,10 +84,12 @@ struct http_conn {
 	http_parser	 parser;
 	struct http_request *req;
 	int		 msg_done;
+	int		 head_ready;	/* streamed body: head done */
 	int		 close_after;	/* Connection: close on this answer */
 	int		 busy;		/* inside conn_process */
 	int		 dead;		/* free when no longer busy */
 	int		 read_eof;
+	int		 read_held;	/* input full, reading stopped */
 	int		 linger;	/* client may still be sending */
 	size_t		 discarded;
 
@@ -158,6 +160,12 @@ static void	 req_free(struct http_request *);
 static void	 req_log(struct http_request *, int);
 static int	 resp_head(struct http_request *, int, const char *, int64_t,
 		    int);
+static int	 body_reading(const struct http_request *);
+static int	 body_step(struct http_conn *, struct evbuffer *);
+static void	 body_fail(struct http_conn *, enum http_body_error, int,
+		    const char *, const char *);
+static void	 body_settle(struct http_request *);
+static void	 req_last_word(struct http_request *, enum http_body_error);
 
 static int	 on_url(http_parser *, const char *, size_t);
 static int	 on_header_field(http_parser *, const char *, size_t);
@@ -697,6 +705,7 @@ req_free(struct http_request *req)
 	for (i = 0; i < req->nparams; i++)
 		free(req->params[i].value);
 	evbuffer_free(req->body);
+	free(req->bs.msg);
 	free(req);
 }
 
@@ -731,6 +740,27 @@ req_log(struct http_request *req, int status)
 }
 
 /*
+ * The request ends without its answer: tell the handler, once.  A body
+ * in flight goes to on_error when there is one, anything else to the
+ * cancel callback; the caller has made answers impossible already.
+ */
+static void
+req_last_word(struct http_request *req, enum http_body_error why)
+{
+	http_cancel_fn		 cancel = req->cancel;
+	http_body_error_fn	 on_error = NULL;
+
+	if (body_reading(req))
+		on_error = req->bs.on_error;
+	req->bs.ended = 1;
+	req->cancel = NULL;
+	if (on_error != NULL)
+		on_error(req, why, req->bs.arg);
+	else if (cancel != NULL)
+		cancel(req, req->cancel_arg);
+}
+
+/*
  * The client went away before the answer was complete.  The handler's
  * cancel callback runs with the request already detached, so anything
  * it tries to send is refused instead of touching a dead connection.
@@ -738,8 +768,6 @@ req_log(struct http_request *req, int status)
 static void
 req_abort(struct http_request *req)
 {
-	http_cancel_fn	 cancel = req->cancel;
-	void		*arg = req->cancel_arg;
 	int		 was = req->state;
 
 	if (was == HTTP_REQ_HANDLER || was == HTTP_REQ_STREAMING)
@@ -747,9 +775,7 @@ req_abort(struct http_request *req)
 	RB_REMOVE(http_live, &req->conn->srv->live, req);
 	req->conn = NULL;
 	req->state = HTTP_REQ_DONE;
-	req->cancel = NULL;
-	if (cancel != NULL)
-		cancel(req, arg);
+	req_last_word(req, HTTP_BODY_ABORTED);
 	req_free(req);
 }
 
@@ -766,6 +792,7 @@ req_done(struct http_request *req)
 	struct http_conn	*c = req->conn;
 
 	req->state = HTTP_REQ_DONE;
+	body_settle(req);
 	req_log(req, req->status);
 	conn_request_done(c);
 }
@@ -868,6 +895,9 @@ resp_head(struct http_request *req, int status, const char *ctype,
 	struct evbuffer		*out = bufferevent_get_output(c->bev);
 	size_t			 i;
 
+	/* a complete answer ends a streamed body (a streamed one not) */
+	if (clen >= 0)
+		body_settle(req);
 	if (!req->keepalive || srv->shutting_down || (req->upgrade &&
 	    req->method == HTTP_CONNECT))
 		c->close_after = 1;
@@ -1064,6 +1094,8 @@ http_takeover(struct http_request *req)
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(bev, NULL, NULL);
+	/* as the caller expects it, even if held or paused until now */
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	c->bev = NULL;
 	req->state = HTTP_REQ_DONE;
 	req_log(req, 101);
@@ -1417,8 +1449,32 @@ check_expect(struct http_conn *c)
 		    req->route_status == 405 ? "method_not_allowed" :
 		    "not_found", req->route_status == 405 ?
 		    "method not allowed" : "not found");
+	/* a streaming route's handler decides: http_body_stream sends it */
+	if (req->route->flags & HTTP_ROUTE_STREAM_BODY)
+		return 0;
 	evbuffer_add_printf(bufferevent_get_output(c->bev),
 	    "HTTP/1.1 100 Continue\r\n\r\n");
+	return 0;
+}
+
+/*
+ * A streaming route: stop at the end of the head, so that the handler
+ * runs before any of the body is read.  The paused parser still holds
+ * the head's last LF; conn_parse consumes it, and body_begin gives it
+ * back to the parser when a chunked body follows.
+ */
+static int
+head_stream(struct http_conn *c, http_parser *p)
+{
+	struct http_request	*req = c->req;
+
+	req->stream_body = 1;
+	req->bs.chunked = (p->flags & F_CHUNKED) != 0;
+	req->bs.left = !req->bs.chunked && (p->flags & F_CONTENTLENGTH) ?
+	    p->content_length : 0;
+	req->bs.complete = !has_body(p);
+	c->head_ready = 1;
+	http_parser_pause(p, 1);
 	return 0;
 }
 
@@ -1456,6 +1512,8 @@ on_headers_complete(http_parser *p)
 		    "request body too large");
 	if (check_expect(c) == -1)
 		return -1;
+	if (req->route != NULL && (req->route->flags & HTTP_ROUTE_STREAM_BODY))
+		return head_stream(c, p);
 	c->state = C_BODY;
 	/* the body deadline counts from the first byte of the request */
 	left = c->srv->to.body_ms - ms_since(&req->start);
@@ -1522,6 +1580,32 @@ conn_timer(struct http_conn *c, int ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/*
+ * Input waits while nothing takes it (a handler is busy, a consumer is
+ * slow).  Once it fills the read watermark, stop reading: libevent
+ * calls the read callback again and again while the input stays at the
+ * watermark with reading enabled, which would spin.
+ */
+static void
+conn_hold_input(struct http_conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) <
+	    HTTP_INBUF_MAX)
+		return;
+	c->read_held = 1;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Read again (not while the handler has paused a streamed body). */
+static void
+conn_release_input(struct http_conn *c)
+{
+	if (c->req != NULL && c->req->bs.paused)
+		return;
+	c->read_held = 0;
+	bufferevent_enable(c->bev, EV_READ);
+}
+
 static void
 conn_idle(struct http_conn *c)
 {
@@ -1537,6 +1621,10 @@ conn_idle(struct http_conn *c)
 	c->trailer_bytes = 0;
 	c->body_len = 0;
 	c->msg_done = 0;
+	c->head_ready = 0;
+	/* held or paused while the last request was answered */
+	c->read_held = 0;
+	bufferevent_enable(c->bev, EV_READ);
 	conn_timer(c, c->is_new ? c->srv->to.header_ms : c->srv->to.idle_ms);
 }
 
@@ -1577,11 +1665,12 @@ parser_status(enum http_errno e)
 }
 
 /*
- * Feed the first contiguous piece of input to the parser.  Returns -1
- * when the request is bad (an error answer is then queued).
+ * Feed the first contiguous piece of input, at most max bytes, to the
+ * parser.  Returns -1 when the request is bad; c->fail_* say how to
+ * answer it.
  */
 static int
-conn_parse(struct http_conn *c, struct evbuffer *in)
+conn_parse(struct http_conn *c, struct evbuffer *in, size_t max)
 {
 	struct evbuffer_iovec	 v;
 	const char		*data;
@@ -1592,12 +1681,12 @@ conn_parse(struct http_conn *c, struct evbuffer *in)
 	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 		return 0;
 	data = v.iov_base;
-	len = v.iov_len;
+	len = v.iov_len < max ? v.iov_len : max;
 	c->scan_pos = NULL;
 	if (c->scan != SCAN_BODY) {
 		/* check the head before the parser acts on any of it */
 		if (scan_bytes(c, data, len, &used) == -1)
-			goto fail;
+			return -1;
 		if (c->scan == SCAN_BODY)
 			c->scan_pos = data + used;
 	} else
@@ -1609,9 +1698,16 @@ conn_parse(struct http_conn *c, struct evbuffer *in)
 	    data + n > c->scan_pos)
 		scan_bytes(c, c->scan_pos, data + n - c->scan_pos, NULL);
 	c->scan_pos = NULL;
+	if (c->fail_status == 0 && e == HPE_PAUSED && c->head_ready) {
+		/* the LF head_stream left: checked by the scanner already */
+		if (n >= len || data[n] != '\n')
+			return parse_fail(c, 500, "internal_error",
+			    "internal server error");
+		n++;
+	}
 	evbuffer_drain(in, n);
 	if (c->fail_status != 0)
-		goto fail;
+		return -1;
 	if (e == HPE_PAUSED) {
 		http_parser_pause(&c->parser, 0);
 		return 0;
@@ -1620,17 +1716,14 @@ conn_parse(struct http_conn *c, struct evbuffer *in)
 		st = parser_status(e);
 		log_debug("http: %s: parse error %s", c->remote,
 		    http_errno_name(e));
-		conn_fail(c, st, st == 431 ? "request_header_fields_too_large" :
+		return parse_fail(c, st, st == 431 ?
+		    "request_header_fields_too_large" :
 		    st == 505 ? "http_version_not_supported" : "bad_request",
 		    st == 431 ? "request header too large" :
 		    st == 505 ? "HTTP version not supported" :
 		    "malformed request");
-		return -1;
 	}
 	return 0;
-fail:
-	conn_fail(c, c->fail_status, c->fail_code, c->fail_msg);
-	return -1;
 }
 
 static void
@@ -1642,23 +1735,36 @@ conn_process(struct http_conn *c)
 		return;
 	c->busy = 1;
 	in = bufferevent_get_input(c->bev);
-	while (!c->dead && evbuffer_get_length(in) > 0) {
+	while (!c->dead) {
+		if (c->req != NULL && body_reading(c->req)) {
+			if (body_step(c, in) == 0)
+				break;
+			continue;
+		}
+		if (evbuffer_get_length(in) == 0)
+			break;
 		if (c->state == C_IDLE && conn_begin(c) == -1) {
 			c->dead = 1;
 			break;
 		}
 		if (c->state != C_HEAD && c->state != C_BODY)
 			break;
-		if (conn_parse(c, in) == -1)
+		if (conn_parse(c, in, SIZE_MAX) == -1) {
+			conn_fail(c, c->fail_status, c->fail_code, c->fail_msg);
 			break;
-		if (c->msg_done) {
-			c->msg_done = 0;
+		}
+		if (c->msg_done || c->head_ready) {
+			c->msg_done = c->head_ready = 0;
 			conn_dispatch(c);
 		}
 	}
 	c->busy = 0;
-	if (c->dead)
+	if (c->dead) {
 		conn_free(c);
+		return;
+	}
+	if (c->state == C_HANDLER || c->state == C_STREAM)
+		conn_hold_input(c);
 }
 
 /* Answer a broken request and close the connection after it. */
@@ -1724,6 +1830,7 @@ conn_linger(struct http_conn *c)
 		return;
 	}
 	c->state = C_LINGER;
+	c->read_held = 0;
 	if ((fd = bufferevent_getfd(c->bev)) != -1)
 		shutdown(fd, SHUT_WR);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
@@ -1769,7 +1876,12 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		conn_discard(c);
 		break;
 	default:
-		/* a handler is busy: pipelined input waits (watermark) */
+		/* a streamed body goes on; pipelined input waits (watermark) */
+		if (c->req != NULL && body_reading(c->req) &&
+		    !c->req->bs.paused)
+			conn_process(c);
+		else
+			conn_hold_input(c);
 		break;
 	}
 }
@@ -1829,6 +1941,14 @@ conn_timer_cb(evutil_socket_t fd, short ev, void *arg)
 	case C_IDLE:
 	case C_LINGER:
 		conn_free(c);
+		break;
+	case C_HANDLER:
+	case C_STREAM:
+		/* a streamed body that made no progress for body_ms */
+		if (c->req != NULL && body_reading(c->req) &&
+		    !c->req->bs.complete && !c->req->bs.paused)
+			body_fail(c, HTTP_BODY_TIMEOUT, 408, "request_timeout",
+			    "request timeout");
 		break;
 	default:
 		break;
@@ -1902,4 +2022,327 @@ conn_free(struct http_conn *c)
 	hbuf_clear(&c->value);
 	free(c);
 	server_check_done(srv);
+}
+
+/* ---- streamed request bodies -------------------------------------- */
+
+/* Accepted by the handler and neither ended nor failed. */
+static int
+body_reading(const struct http_request *req)
+{
+	return req->stream_body && req->bs.accepted && !req->bs.ended;
+}
+
+/* Go on with the body from the loop, never inside the caller's call. */
+static void
+body_kick(struct http_conn *c)
+{
+	event_active(c->resume, EV_TIMEOUT, 1);
+}
+
+static int
+body_expects_continue(const struct http_request *req)
+{
+	const char	*expect;
+
+	/* anything but 100-continue was refused with the head */
+	expect = http_header_get(req, "Expect");
+	return expect != NULL && req->http_minor >= 1 &&
+	    strcasecmp(expect, "100-continue") == 0;
+}
+
+/* More body than the limit allows, read or announced. */
+static int
+body_over_limit(const struct http_conn *c, const struct http_request *req)
+{
+	if (c->body_len > req->body_max)
+		return 1;
+	return !req->bs.chunked && req->bs.left > req->body_max - c->body_len;
+}
+
+/*
+ * The body failed.  Tell the handler (answers refused while it hears
+ * it), then answer for it if nothing was sent yet, or cut the
+ * connection if a response is under way: its framing cannot carry an
+ * error any more.
+ */
+static void
+body_fail(struct http_conn *c, enum http_body_error why, int status,
+    const char *code, const char *msg)
+{
+	struct http_request	*req = c->req;
+	enum http_req_state	 was = req->state;
+
+	log_debug("http: %s: request body: %s", c->remote, msg);
+	if (status == 413 && req->bs.msg != NULL)
+		msg = req->bs.msg;
+	req->state = HTTP_REQ_DONE;
+	req_last_word(req, why);
+	req->state = was;
+	if (c->dead)
+		return;
+	if (was == HTTP_REQ_HANDLER) {
+		conn_fail(c, status, code, msg);
+		return;
+	}
+	conn_free(c);
+}
+
+/* A parse failure inside the body: c->fail_* say which. */
+static void
+body_fail_parse(struct http_conn *c)
+{
+	body_fail(c, c->fail_status == 413 ? HTTP_BODY_TOO_LARGE :
+	    c->fail_status == 500 ? HTTP_BODY_ABORTED : HTTP_BODY_MALFORMED,
+	    c->fail_status, c->fail_code, c->fail_msg);
+}
+
+/*
+ * First step after http_body_stream: a Content-Length over the limit is
+ * refused before a byte is read, and the chunk parser gets back the LF
+ * head_stream kept from it.
+ */
+static int
+body_begin(struct http_conn *c)
+{
+	struct http_request	*req = c->req;
+	static const char	 lf[] = "\n";
+
+	req->bs.begun = 1;
+	if (req->bs.complete)
+		return 0;
+	if (body_over_limit(c, req))
+		return parse_fail(c, 413, "payload_too_large",
+		    "request body too large");
+	if (req->bs.chunked) {
+		if (http_parser_execute(&c->parser, &parser_settings, lf, 1) !=
+		    1 || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
+			return parse_fail(c, 500, "internal_error",
+			    "internal server error");
+	}
+	conn_timer(c, c->srv->to.body_ms);
+	return 0;
+}
+
+/* Chunked: the parser decodes into req->body (on_body). */
+static int
+body_dechunk(struct http_conn *c, struct evbuffer *in, size_t room)
+{
+	struct http_request	*req = c->req;
+	size_t			 before = evbuffer_get_length(in);
+
+	if (conn_parse(c, in, room) == -1)
+		return -1;
+	if (c->msg_done) {
+		c->msg_done = 0;
+		req->bs.complete = 1;
+	}
+	return evbuffer_get_length(in) < before;
+}
+
+/*
+ * Move what input there is into req->body, never letting it grow past
+ * HTTP_BODY_CHUNK_MAX.  A Content-Length body needs no parser: its
+ * chains are moved, not copied.  Returns 1 when input was consumed.
+ */
+static int
+body_read(struct http_conn *c, struct evbuffer *in)
+{
+	struct http_request	*req = c->req;
+	size_t			 held, n;
+	int			 moved;
+
+	/* the handler may have lowered the limit since the last step */
+	if (body_over_limit(c, req))
+		return parse_fail(c, 413, "payload_too_large",
+		    "request body too large");
+	if (req->bs.complete)
+		return 0;
+	held = evbuffer_get_length(req->body);
+	if (held >= HTTP_BODY_CHUNK_MAX || evbuffer_get_length(in) == 0)
+		return 0;
+	if (req->bs.chunked)
+		moved = body_dechunk(c, in, HTTP_BODY_CHUNK_MAX - held);
+	else {
+		n = HTTP_BODY_CHUNK_MAX - held;
+		if (n > evbuffer_get_length(in))
+			n = evbuffer_get_length(in);
+		if (n > req->bs.left)
+			n = req->bs.left;
+		if (evbuffer_remove_buffer(in, req->body, n) != (int)n)
+			return parse_fail(c, 500, "internal_error",
+			    "internal server error");
+		req->bs.left -= n;
+		c->body_len += n;
+		req->bs.complete = req->bs.left == 0;
+		moved = 1;
+	}
+	if (moved == 1) {
+		conn_timer(c, req->bs.complete ? -1 : c->srv->to.body_ms);
+		if (c->read_held)
+			conn_release_input(c);
+	}
+	return moved;
+}
+
+/*
+ * Offer req->body to the handler.  0: go on; -1: the request was
+ * answered or went away inside the callback.
+ */
+static int
+body_offer(struct http_conn *c, struct http_request *req)
+{
+	req->bs.offer = 0;
+	req->bs.on_data(req, req->body, req->bs.arg);
+	return c->req == req && !c->dead && body_reading(req) ? 0 : -1;
+}
+
+/*
+ * One step of a streamed body: move input, offer it, end it.  Returns
+ * 0 when there is nothing to do until more input arrives or the
+ * consumer resumes, 1 when the loop should look again.  (c->req cannot
+ * be replaced inside conn_process, so comparing pointers is safe.)
+ */
+static int
+body_step(struct http_conn *c, struct evbuffer *in)
+{
+	struct http_request	*req = c->req;
+	size_t			 had, left;
+	int			 moved;
+
+	if (req->bs.paused)
+		return 0;
+	if (!req->bs.begun && body_begin(c) == -1) {
+		body_fail_parse(c);
+		return 1;
+	}
+	had = evbuffer_get_length(req->body);
+	if ((moved = body_read(c, in)) == -1) {
+		body_fail_parse(c);
+		return 1;
+	}
+	left = evbuffer_get_length(req->body);
+	if (left > had || (req->bs.offer && left > 0)) {
+		if (body_offer(c, req) == -1)
+			return 1;
+		/* room made while input waits: go on */
+		if (evbuffer_get_length(req->body) < left)
+			moved = 1;
+	}
+	if (req->bs.complete && !req->bs.paused) {
+		req->bs.ended = 1;
+		conn_timer(c, -1);
+		req->bs.on_end(req, req->bs.arg);
+		return 1;
+	}
+	return moved;
+}
+
+/*
+ * A complete answer while the body is unread.  What is already here of
+ * a Content-Length body is dropped and the connection kept; otherwise
+ * it closes after the answer, since reading an unknown rest only to
+ * reuse the connection is not worth it.
+ */
+static void
+body_settle(struct http_request *req)
+{
+	struct http_conn	*c = req->conn;
+	struct evbuffer		*in;
+
+	if (!req->stream_body || req->bs.complete || c == NULL)
+		return;
+	in = bufferevent_get_input(c->bev);
+	if (!req->bs.chunked && evbuffer_get_length(in) >= req->bs.left) {
+		evbuffer_drain(in, req->bs.left);
+		req->bs.left = 0;
+		req->bs.complete = 1;
+		return;
+	}
+	c->close_after = 1;
+	c->linger = 1;
+}
+
+int
+http_body_stream(struct http_request *req, http_body_data_fn on_data,
+    http_body_end_fn on_end, http_body_error_fn on_error, void *arg)
+{
+	struct http_conn	*c;
+
+	if (!req_answerable(req) || !req->stream_body || req->bs.accepted ||
+	    on_data == NULL || on_end == NULL)
+		return -1;
+	c = req->conn;
+	req->bs.on_data = on_data;
+	req->bs.on_end = on_end;
+	req->bs.on_error = on_error;
+	req->bs.arg = arg;
+	req->bs.accepted = 1;
+	/* not when the body is refused at once (body_begin) */
+	if (!req->bs.complete && body_expects_continue(req) &&
+	    !body_over_limit(c, req))
+		evbuffer_add_printf(bufferevent_get_output(c->bev),
+		    "HTTP/1.1 100 Continue\r\n\r\n");
+	body_kick(c);
+	return 0;
+}
+
+int
+http_body_pause(struct http_request *req)
+{
+	if (req == NULL || req->conn == NULL || !body_reading(req))
+		return -1;
+	if (req->bs.paused)
+		return 0;
+	req->bs.paused = 1;
+	/* the socket's buffer and then TCP hold the client back */
+	bufferevent_disable(req->conn->bev, EV_READ);
+	conn_timer(req->conn, -1);
+	return 0;
+}
+
+int
+http_body_resume(struct http_request *req)
+{
+	struct http_conn	*c;
+
+	if (req == NULL || (c = req->conn) == NULL || !body_reading(req))
+		return -1;
+	req->bs.paused = 0;
+	req->bs.offer = 1;
+	conn_release_input(c);
+	if (req->bs.begun && !req->bs.complete)
+		conn_timer(c, c->srv->to.body_ms);
+	body_kick(c);
+	return 0;
+}
+
+int
+http_body_limit(struct http_request *req, size_t max, const char *message)
+{
+	char	*s;
+
+	if (req == NULL || req->conn == NULL || !req->stream_body ||
+	    req->bs.ended || req->state == HTTP_REQ_DONE)
+		return -1;
+	if (message != NULL) {
+		if ((s = strdup(message)) == NULL)
+			return -1;
+		free(req->bs.msg);
+		req->bs.msg = s;
+	}
+	if (max < req->body_max)
+		req->body_max = max;
+	if (body_reading(req))
+		body_kick(req->conn);
+	return 0;
+}
+
+size_t
+http_body_buffered(const struct http_request *req)
+{
+	if (req == NULL || req->conn == NULL)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_input(req->conn->bev)) +
+	    evbuffer_get_length(req->body);
 }

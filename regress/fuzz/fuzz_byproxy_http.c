@@ -3,7 +3,10 @@
  * client sends on one connection: the first byte picks the write size
  * (so heads, chunk framing and bodies get split everywhere), the rest
  * goes into a socketpair that the HTTP core serves with a few routes:
- * synchronous, asynchronous, streaming, takeover and the health routes.
+ * synchronous, asynchronous, streaming, takeover and the health routes,
+ * and /up, which streams its request body in the way its query asks
+ * (taken late, paused and resumed, under a lowered limit, refused,
+ * answered early, echoed back while it arrives).
  * Then the client half-closes and the loop runs until the server has
  * let go of the connection; everything it allocated must be freed.
  */
@@ -110,6 +113,129 @@ f_later(struct http_request *req, void *arg)
 	evtimer_add(p->ev, &tv);
 }
 
+/* ---- /up: a streamed request body ---------------------------------- */
+
+struct upload {
+	struct http_request	*req;
+	struct event		*ev;
+	struct evbuffer		*sink;
+	int			 late, pause, early, duplex;
+};
+
+static void
+up_free(struct upload *u)
+{
+	event_free(u->ev);
+	evbuffer_free(u->sink);
+	free(u);
+}
+
+static void
+up_error(struct http_request *req, enum http_body_error why, void *arg)
+{
+	up_free(arg);
+}
+
+static void
+up_cancel(struct http_request *req, void *arg)
+{
+	up_free(arg);
+}
+
+static void
+up_data(struct http_request *req, struct evbuffer *chunk, void *arg)
+{
+	struct upload	*u = arg;
+	struct timeval	 tv = { 0, 0 };
+
+	if (http_body_buffered(req) > HTTP_INBUF_MAX + HTTP_BODY_CHUNK_MAX)
+		abort();
+	/* (answering ends the body: no callback comes after it) */
+	if (u->early && !u->duplex) {
+		http_set_cancel(req, NULL, NULL);
+		up_free(u);
+		if (http_reply_text(req, 413, "enough") == -1)
+			abort();
+		return;
+	}
+	if (u->duplex) {
+		http_stream_chunk(req, chunk);
+		return;
+	}
+	/* a slow consumer: take some, pause, the timer takes the rest */
+	evbuffer_remove_buffer(chunk, u->sink, 7);
+	if (u->pause && http_body_pause(req) == 0)
+		evtimer_add(u->ev, &tv);
+}
+
+static void
+up_end(struct http_request *req, void *arg)
+{
+	struct upload	*u = arg;
+
+	http_set_cancel(req, NULL, NULL);
+	if (u->duplex)
+		http_stream_end(req);
+	else {
+		evbuffer_add_buffer(u->sink, req->body);
+		http_reply_buffer(req, 200, "application/octet-stream",
+		    u->sink);
+	}
+	up_free(u);
+}
+
+static void
+up_accept(struct upload *u)
+{
+	if (http_body_stream(u->req, up_data, up_end, up_error, u) == -1)
+		abort();
+	if (u->duplex)
+		http_stream_start(u->req, 200, "text/plain");
+}
+
+static void
+up_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upload	*u = arg;
+
+	if (u->late) {
+		u->late = 0;
+		up_accept(u);
+		return;
+	}
+	evbuffer_drain(u->sink, evbuffer_get_length(u->sink));
+	http_body_resume(u->req);
+}
+
+static void
+f_upload(struct http_request *req, void *arg)
+{
+	const char	*q = req->query != NULL ? req->query : "";
+	struct upload	*u;
+	struct timeval	 tv = { 0, 0 };
+
+	if (strstr(q, "refuse") != NULL) {
+		http_error(req, 404, "not_found", "not found");
+		return;
+	}
+	if ((u = calloc(1, sizeof(*u))) == NULL ||
+	    (u->sink = evbuffer_new()) == NULL ||
+	    (u->ev = evtimer_new(base, up_timer, u)) == NULL)
+		abort();
+	u->req = req;
+	u->late = strstr(q, "late") != NULL;
+	u->pause = strstr(q, "pause") != NULL;
+	u->early = strstr(q, "early") != NULL;
+	u->duplex = strstr(q, "duplex") != NULL;
+	http_set_cancel(req, up_cancel, u);
+	if (strstr(q, "limit") != NULL)
+		http_body_limit(req, 16, "bundle exceeds max_bundle_size");
+	if (u->late)
+		evtimer_add(u->ev, &tv);
+	else
+		up_accept(u);
+}
+
 static void
 f_takeover(struct http_request *req, void *arg)
 {
@@ -134,6 +260,10 @@ static const struct http_route routes[] = {
 	{ "GET", "/later", HTTP_LISTEN_MAIN, 0, 0, f_later, NULL },
 	{ "GET", "/stream", HTTP_LISTEN_MAIN, 0, 0, f_later, "stream" },
 	{ "GET", "/ws", HTTP_LISTEN_MAIN, 0, 0, f_takeover, NULL },
+	{ "POST", "/up", HTTP_LISTEN_MAIN, 4096, HTTP_ROUTE_STREAM_BODY,
+	    f_upload, NULL },
+	{ "PUT", "/up", HTTP_LISTEN_MAIN, 0, HTTP_ROUTE_STREAM_BODY,
+	    f_upload, NULL },
 };
 
 int

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -72,9 +73,17 @@ h_hello(struct http_request *req, void *arg)
 	http_reply(req, 200, "text/plain", "hello", 5);
 }
 
+static void	 up_data(struct http_request *, struct evbuffer *, void *);
+static void	 up_end(struct http_request *, void *);
+
 static void
 h_echo(struct http_request *req, void *arg)
 {
+	/* not a streaming route: the body was read whole */
+	ck_assert_int_eq(http_body_stream(req, up_data, up_end, NULL, NULL),
+	    -1);
+	ck_assert_int_eq(http_body_pause(req), -1);
+	ck_assert_int_eq(http_body_limit(req, 1, NULL), -1);
 	http_reply_buffer(req, 200, "application/octet-stream", req->body);
 }
 
@@ -240,6 +249,255 @@ h_bad_header(struct http_request *req, void *arg)
 	http_reply_text(req, 200, "fine");
 }
 
+/* ---- streamed request bodies: POST /up?mode ------------------------ */
+
+#define UP_PAUSE	0x01	/* a slow consumer: pause, drain, resume */
+#define UP_LATE		0x02	/* take the body 100 ms late */
+#define UP_REFUSE	0x04	/* answer 404 without taking the body */
+#define UP_DUPLEX	0x08	/* stream the body back as it arrives */
+#define UP_EARLY	0x10	/* answer in the first on_data */
+#define UP_HOARD	0x20	/* leave bytes in req->body for later */
+#define UP_HOARD_MIN	(200 * 1024)	/* near the core's bound */
+#define UP_SINK_MAX	(64 * 1024)	/* the consumer's own buffer */
+#define UP_BOUND	(HTTP_INBUF_MAX + HTTP_BODY_CHUNK_MAX)
+
+struct upstate {
+	struct http_request *req;
+	struct evbuffer	*sink;
+	struct event	*ev;
+	int		 mode;
+	int		 nhandler, ndata, nend, nerror, ncancel, pauses;
+	enum http_body_error why;
+	size_t		 total;		/* bytes checked */
+	size_t		 bad;		/* bytes that were not */
+	size_t		 maxbuf;	/* most the core held */
+	size_t		 maxsink;
+};
+static struct upstate	 up;
+
+/* Between requests of one test: counters to zero, the sink kept. */
+static void
+up_reset(void)
+{
+	struct evbuffer	*sink = up.sink;
+
+	ck_assert_ptr_null(up.req);
+	memset(&up, 0, sizeof(up));
+	up.sink = sink;
+}
+
+static unsigned char
+pattern(size_t i)
+{
+	return (unsigned char)(i % 251);
+}
+
+/* The consumer "writes" n bytes of its sink: check them, drop them. */
+static void
+up_consume(size_t n)
+{
+	unsigned char	 buf[4096];
+	size_t		 k, i;
+
+	while (n > 0) {
+		k = n < sizeof(buf) ? n : sizeof(buf);
+		k = evbuffer_remove(up.sink, buf, k);
+		for (i = 0; i < k; i++)
+			if (buf[i] != pattern(up.total + i))
+				up.bad++;
+		up.total += k;
+		n -= k;
+	}
+}
+
+static void
+up_note_buffered(struct http_request *req)
+{
+	size_t	 n = http_body_buffered(req);
+
+	if (n > up.maxbuf)
+		up.maxbuf = n;
+	ck_assert_uint_le(n, UP_BOUND);
+}
+
+/* The slow consumer's tick: 16 KiB per turn of the loop, then resume. */
+static void
+up_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { 0, 0 }, ms = { 0, 1000 };
+
+	up_note_buffered(up.req);
+	if (up.mode & UP_HOARD) {
+		/* taken outside on_data: resume makes the core go on */
+		evbuffer_remove_buffer(up.req->body, up.sink, 32768);
+		up_consume(evbuffer_get_length(up.sink));
+		ck_assert_int_eq(http_body_resume(up.req), 0);
+		evtimer_add(up.ev, &ms);
+		return;
+	}
+	up_consume(evbuffer_get_length(up.sink) < 16384 ?
+	    evbuffer_get_length(up.sink) : 16384);
+	if (evbuffer_get_length(up.sink) > 0) {
+		evtimer_add(up.ev, &tv);
+		return;
+	}
+	ck_assert_int_eq(http_body_resume(up.req), 0);
+}
+
+static void
+up_forget(void)
+{
+	if (up.ev != NULL)
+		event_free(up.ev);
+	up.ev = NULL;
+	up.req = NULL;
+}
+
+static void
+up_data(struct http_request *req, struct evbuffer *chunk, void *arg)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	ck_assert_ptr_eq(req, up.req);
+	ck_assert_ptr_eq(chunk, req->body);
+	ck_assert_uint_gt(evbuffer_get_length(chunk), 0);
+	up.ndata++;
+	up_note_buffered(req);
+	if (up.mode & UP_EARLY) {
+		up_forget();
+		http_set_cancel(req, NULL, NULL);
+		ck_assert_int_eq(http_reply_text(req, 200, "early"), 0);
+		return;
+	}
+	if (up.mode & UP_DUPLEX) {
+		ck_assert_int_eq(http_stream_chunk(req, chunk), 0);
+		return;
+	}
+	if (up.mode & UP_HOARD) {
+		/* no pause, nothing taken: the core keeps it, reads no more */
+		if (!evtimer_pending(up.ev, NULL))
+			evtimer_add(up.ev, &tv);
+		return;
+	}
+	evbuffer_add_buffer(up.sink, chunk);
+	if (evbuffer_get_length(up.sink) > up.maxsink)
+		up.maxsink = evbuffer_get_length(up.sink);
+	if ((up.mode & UP_PAUSE) && evbuffer_get_length(up.sink) >
+	    UP_SINK_MAX) {
+		ck_assert_int_eq(http_body_pause(req), 0);
+		up.pauses++;
+		evtimer_add(up.ev, &tv);
+	}
+}
+
+static void
+up_end(struct http_request *req, void *arg)
+{
+	char	 buf[128];
+
+	ck_assert_ptr_eq(req, up.req);
+	up.nend++;
+	/* the body is over: these are refused now */
+	ck_assert_int_eq(http_body_pause(req), -1);
+	ck_assert_int_eq(http_body_limit(req, 1, NULL), -1);
+	http_set_cancel(req, NULL, NULL);
+	if (up.mode & UP_DUPLEX) {
+		up_forget();
+		ck_assert_int_eq(http_stream_end(req), 0);
+		return;
+	}
+	if (up.mode & (UP_PAUSE | UP_HOARD)) {
+		evbuffer_add_buffer(up.sink, req->body);
+		up_consume(evbuffer_get_length(up.sink));
+		snprintf(buf, sizeof(buf), "total=%zu bad=%zu", up.total,
+		    up.bad);
+		up_forget();
+		ck_assert_int_eq(http_reply_text(req, 200, buf), 0);
+		return;
+	}
+	up_forget();
+	ck_assert_int_eq(http_reply_buffer(req, 200,
+	    "application/octet-stream", up.sink), 0);
+}
+
+static void
+up_error(struct http_request *req, enum http_body_error why, void *arg)
+{
+	ck_assert_ptr_eq(req, up.req);
+	up.nerror++;
+	up.why = why;
+	/* the last word: the request cannot be answered from here */
+	ck_assert_int_eq(http_reply_text(req, 200, "no"), -1);
+	ck_assert_int_eq(http_body_resume(req), -1);
+	up_forget();
+}
+
+static void
+up_cancel(struct http_request *req, void *arg)
+{
+	ck_assert_ptr_eq(req, up.req);
+	up.ncancel++;
+	up_forget();
+}
+
+static void
+up_accept(struct http_request *req)
+{
+	ck_assert_int_eq(http_body_stream(req, up_data, up_end, up_error,
+	    NULL), 0);
+	/* once only */
+	ck_assert_int_eq(http_body_stream(req, up_data, up_end, up_error,
+	    NULL), -1);
+	if (up.mode & UP_DUPLEX)
+		ck_assert_int_eq(http_stream_start(req, 200,
+		    "application/octet-stream"), 0);
+}
+
+static void
+up_late(evutil_socket_t fd, short ev, void *arg)
+{
+	/* from now on the timer serves the slow consumer */
+	event_free(up.ev);
+	up.ev = evtimer_new(base, up_tick, NULL);
+	up_accept(up.req);
+}
+
+static void
+h_up(struct http_request *req, void *arg)
+{
+	const char	*q = req->query != NULL ? req->query : "";
+	const char	*lim;
+	struct timeval	 tv = { 0, 100 * 1000 };
+
+	ck_assert_ptr_null(up.req);
+	up.nhandler++;
+	up.req = req;
+	up.mode = (strstr(q, "pause") ? UP_PAUSE : 0) |
+	    (strstr(q, "late") ? UP_LATE : 0) |
+	    (strstr(q, "refuse") ? UP_REFUSE : 0) |
+	    (strstr(q, "duplex") ? UP_DUPLEX : 0) |
+	    (strstr(q, "early") ? UP_EARLY : 0) |
+	    (strstr(q, "hoard") ? UP_HOARD : 0);
+	evbuffer_drain(up.sink, evbuffer_get_length(up.sink));
+	http_set_cancel(req, up_cancel, NULL);
+	if (up.mode & UP_REFUSE) {
+		up_forget();
+		http_set_cancel(req, NULL, NULL);
+		http_error(req, 404, "not_found", "no such app");
+		return;
+	}
+	if ((lim = strstr(q, "limit=")) != NULL)
+		ck_assert_int_eq(http_body_limit(req, strtoul(lim + 6, NULL,
+		    10), "bundle exceeds max_bundle_size"), 0);
+	if (up.mode & UP_LATE) {
+		up.ev = evtimer_new(base, up_late, NULL);
+		evtimer_add(up.ev, &tv);
+		return;
+	}
+	up.ev = evtimer_new(base, up_tick, NULL);
+	up_accept(req);
+}
+
 static const struct http_route test_routes[] = {
 	{ "GET", "/hello", HTTP_LISTEN_ANY, 0, 0, h_hello, NULL },
 	{ "POST", "/echo", HTTP_LISTEN_MAIN, 64, 0, h_echo, NULL },
@@ -255,6 +513,10 @@ static const struct http_route test_routes[] = {
 	{ "GET", "/stream", HTTP_LISTEN_MAIN, 0, 0, h_stream, NULL },
 	{ "GET", "/takeover", HTTP_LISTEN_MAIN, 0, 0, h_takeover, NULL },
 	{ "GET", "/badheader", HTTP_LISTEN_MAIN, 0, 0, h_bad_header, NULL },
+	{ "POST", "/up", HTTP_LISTEN_MAIN, 32 * 1024 * 1024,
+	    HTTP_ROUTE_STREAM_BODY, h_up, NULL },
+	{ "GET", "/up", HTTP_LISTEN_MAIN, 0, HTTP_ROUTE_STREAM_BODY, h_up,
+	    NULL },
 };
 
 /* ---- health pinger -------------------------------------------------- */
@@ -299,6 +561,8 @@ setup_with(unsigned int health_listeners)
 	cancelled = async_answered = 0;
 	ping_count = ping_fail = 0;
 	memset(ping_id, 0, sizeof(ping_id));
+	memset(&up, 0, sizeof(up));
+	up.sink = evbuffer_new();
 }
 
 static void
@@ -317,6 +581,9 @@ static void
 teardown(void)
 {
 	http_server_free(srv);
+	/* a request still open was cancelled by the free */
+	ck_assert_ptr_null(up.req);
+	evbuffer_free(up.sink);
 	http_router_free(router);
 	event_base_free(base);
 	srv = NULL;
@@ -1399,6 +1666,34 @@ START_TEST(t_takeover)
 }
 END_TEST
 
+/*
+ * A full input buffer behind a busy handler: the core must stop reading,
+ * not spin (libevent calls the read callback again while the input stays
+ * at the watermark and reading is enabled).
+ */
+START_TEST(t_pipelined_full_input)
+{
+	struct tclient	*tc = client_new();
+	struct evbuffer	*b = evbuffer_new();
+	clock_t		 t0;
+	int		 i;
+
+	evbuffer_add_printf(b, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (i = 0; i < 4000; i++)
+		evbuffer_add_printf(b, "GET /hello HTTP/1.1\r\nHost: x\r\n"
+		    "X-Pad: %0100d\r\n\r\n", i);
+	ck_assert_uint_gt(evbuffer_get_length(b), 2 * HTTP_INBUF_MAX);
+	t0 = clock();
+	client_send(tc, (const char *)evbuffer_pullup(b, -1),
+	    HTTP_INBUF_MAX + 4096);
+	run_for(100);
+	ck_assert_msg(clock() - t0 < CLOCKS_PER_SEC / 20, "spun: %ld",
+	    (long)(clock() - t0));
+	evbuffer_free(b);
+	client_free(tc);
+}
+END_TEST
+
 START_TEST(t_response_header_injection)
 {
 	struct tresp	*r;
@@ -1654,6 +1949,568 @@ START_TEST(t_management_listener)
 }
 END_TEST
 
+/* ---- streamed request bodies ------------------------------------------ */
+
+/*
+ * Writes a request with a big generated body as fast as the socket
+ * takes it, from the event loop, so that the server's reading (and
+ * pausing) decides the pace.
+ */
+struct feeder {
+	struct event	*ev;
+	struct evbuffer	*out;
+	size_t		 total;
+	size_t		 sent;
+	int		 chunked;
+	const char	*tail;
+	int		 tail_added;
+};
+
+static void
+feeder_fill(struct feeder *f)
+{
+	unsigned char	 buf[10000];
+	size_t		 n, i;
+
+	while (evbuffer_get_length(f->out) < 65536 && f->sent < f->total) {
+		n = f->total - f->sent < sizeof(buf) ? f->total - f->sent :
+		    sizeof(buf);
+		for (i = 0; i < n; i++)
+			buf[i] = pattern(f->sent + i);
+		if (f->chunked)
+			evbuffer_add_printf(f->out, "%zx;i=%zu\r\n", n,
+			    f->sent);
+		evbuffer_add(f->out, buf, n);
+		if (f->chunked)
+			evbuffer_add(f->out, "\r\n", 2);
+		f->sent += n;
+	}
+	if (f->sent == f->total && !f->tail_added) {
+		if (f->chunked)
+			evbuffer_add_printf(f->out, "0\r\nX-Sum: 1\r\n\r\n");
+		evbuffer_add_printf(f->out, "%s", f->tail);
+		f->tail_added = 1;
+	}
+}
+
+static void
+feeder_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct feeder	*f = arg;
+
+	feeder_fill(f);
+	if (evbuffer_write(f->out, fd) == -1 && errno != EAGAIN) {
+		event_del(f->ev);
+		return;
+	}
+	if (f->tail_added && evbuffer_get_length(f->out) == 0)
+		event_del(f->ev);
+}
+
+static void
+feeder_start(struct feeder *f, struct tclient *tc, const char *head,
+    size_t total, int chunked, const char *tail)
+{
+	memset(f, 0, sizeof(*f));
+	f->out = evbuffer_new();
+	f->total = total;
+	f->chunked = chunked;
+	f->tail = tail;
+	evbuffer_add_printf(f->out, "%s", head);
+	f->ev = event_new(base, tc->fd, EV_WRITE | EV_PERSIST, feeder_cb, f);
+	event_add(f->ev, NULL);
+}
+
+static void
+feeder_free(struct feeder *f)
+{
+	event_free(f->ev);
+	evbuffer_free(f->out);
+}
+
+START_TEST(t_body_stream_cl)
+{
+	struct tclient	*tc = client_new();
+
+	/* the handler runs with the head, before any of the body */
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 15\r\n\r\n");
+	run_for(20);
+	ck_assert_int_eq(up.nhandler, 1);
+	ck_assert_int_eq(up.ndata, 0);
+	client_sends(tc, "hello");
+	run_for(20);
+	ck_assert_int_eq(up.ndata, 1);
+	client_sends(tc, " strea");
+	run_for(20);
+	client_sends(tc, "ming");
+	ck_assert_int_eq(run_until(tc, 1, 0, 2000), 1);
+	ck_assert_int_eq(resp[0].status, 200);
+	ck_assert_str_eq(resp[0].body, "hello streaming");
+	ck_assert_int_eq(up.ndata, 3);
+	ck_assert_int_eq(up.nend, 1);
+	ck_assert_int_eq(up.nerror + up.ncancel, 0);
+
+	/* no body: on_end at once; the connection was kept */
+	client_sends(tc, "GET /up HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 2, 0, 2000), 2);
+	ck_assert_int_eq(resp[1].status, 200);
+	ck_assert_int_eq(resp[1].bodylen, 0);
+	ck_assert_int_eq(up.ndata, 3);
+	ck_assert_int_eq(up.nend, 2);
+	ck_assert_int_eq(tc->eof, 0);
+	client_free(tc);
+}
+END_TEST
+
+START_TEST(t_body_stream_chunked)
+{
+	static const char req[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n"
+	    "5;ext=1\r\nhello\r\n"
+	    "6;a=b;c=\"d e\"\r\n world\r\n"
+	    "0\r\nX-Trailer: t\r\nX-Other: u\r\n\r\n"
+	    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct tclient	*tc = client_new();
+	size_t		 i;
+
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n");
+	run_for(20);
+	ck_assert_int_eq(up.ndata, 1);
+	client_sends(tc, "6;a=b\r\n world\r\n");
+	run_for(20);
+	ck_assert_int_eq(up.ndata, 2);
+	ck_assert_int_eq(up.nend, 0);
+	client_sends(tc, "0\r\nX-Trailer: t\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 1, 0, 2000), 1);
+	ck_assert_str_eq(resp[0].body, "hello world");
+	ck_assert_int_eq(up.nend, 1);
+	client_free(tc);
+
+	/* one byte at a time, and a pipelined request behind it */
+	up_reset();
+	tc = client_new();
+	for (i = 0; i < sizeof(req) - 1; i++) {
+		client_send(tc, req + i, 1);
+		loop_once();
+		loop_once();
+	}
+	ck_assert_int_eq(run_until(tc, 2, 0, 2000), 2);
+	ck_assert_str_eq(resp[0].body, "hello world");
+	ck_assert_str_eq(resp[1].body, "hello");
+	ck_assert_int_eq(up.nend, 1);
+	ck_assert_int_eq(up.nerror + up.ncancel, 0);
+	client_free(tc);
+}
+END_TEST
+
+/* 20 MiB past a slow consumer: the core never holds more than the bound */
+static void
+big_body(const char *mode, int chunked, size_t total)
+{
+	struct tclient	*tc = client_new();
+	struct feeder	 f;
+	char		 want[64], head[256];
+
+	up_reset();
+	if (chunked)
+		snprintf(head, sizeof(head), "POST /up?%s HTTP/1.1\r\n"
+		    "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n", mode);
+	else
+		snprintf(head, sizeof(head), "POST /up?%s HTTP/1.1\r\n"
+		    "Host: x\r\nContent-Length: %zu\r\n\r\n", mode, total);
+	feeder_start(&f, tc, head, total, chunked,
+	    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 2, 0, 60000), 2);
+	snprintf(want, sizeof(want), "total=%zu bad=0", total);
+	ck_assert_str_eq(resp[0].body, want);
+	ck_assert_str_eq(resp[1].body, "hello");
+	ck_assert_int_eq(up.nend, 1);
+	ck_assert_int_eq(up.nerror + up.ncancel, 0);
+	ck_assert_uint_le(up.maxbuf, UP_BOUND);
+	ck_assert_uint_le(up.maxsink, UP_SINK_MAX + HTTP_BODY_CHUNK_MAX);
+	ck_assert_uint_le(up.maxbuf + up.maxsink, 512 * 1024);
+	feeder_free(&f);
+	client_free(tc);
+}
+
+START_TEST(t_body_stream_big)
+{
+	big_body("pause", 0, 20 * 1024 * 1024);
+	ck_assert_int_gt(up.pauses, 10);
+}
+END_TEST
+
+START_TEST(t_body_stream_big_chunked)
+{
+	big_body("pause", 1, 8 * 1024 * 1024);
+	ck_assert_int_gt(up.pauses, 10);
+}
+END_TEST
+
+/* A consumer that leaves bytes behind: the core's own buffers fill up. */
+START_TEST(t_body_stream_big_hoard)
+{
+	big_body("hoard", 0, 20 * 1024 * 1024);
+	ck_assert_uint_gt(up.maxbuf, UP_HOARD_MIN);
+	big_body("hoard", 1, 8 * 1024 * 1024);
+	ck_assert_uint_gt(up.maxbuf, UP_HOARD_MIN);
+}
+END_TEST
+
+START_TEST(t_body_stream_limit)
+{
+	struct tclient	*tc;
+	char		*raw;
+	int		 i;
+
+	/* announced over the handler's limit: refused, no 100 Continue */
+	tc = client_new();
+	client_sends(tc, "POST /up?limit=1000 HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	raw = raw_str(tc);
+	ck_assert_msg(strncmp(raw, "HTTP/1.1 413 ", 13) == 0, "%s", raw);
+	free(raw);
+	ck_assert_str_eq(resp[0].body, "{\"error\":\"payload_too_large\","
+	    "\"message\":\"bundle exceeds max_bundle_size\"}\n");
+	ck_assert_str_eq(hdr(&resp[0], "Connection"), "close");
+	ck_assert_int_eq(up.nerror, 1);
+	ck_assert_int_eq(up.why, HTTP_BODY_TOO_LARGE);
+	ck_assert_int_eq(up.ndata, 0);
+	client_free(tc);
+
+	/* chunked, noticed mid-stream */
+	up.nerror = 0;
+	tc = client_new();
+	client_sends(tc, "POST /up?limit=1000 HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n");
+	for (i = 0; i < 5 && !tc->eof; i++) {
+		client_sends(tc, "12c\r\n");
+		client_sends(tc, "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789"
+		    "01234567890123456789\r\n");
+		run_for(20);
+	}
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	ck_assert_int_eq(resp[0].status, 413);
+	ck_assert_str_eq(resp[0].body, "{\"error\":\"payload_too_large\","
+	    "\"message\":\"bundle exceeds max_bundle_size\"}\n");
+	ck_assert_int_eq(tc->eof, 1);
+	ck_assert_int_eq(up.ndata, 3);
+	ck_assert_int_eq(up.nerror, 1);
+	ck_assert_int_eq(up.why, HTTP_BODY_TOO_LARGE);
+	ck_assert_int_eq(up.nend + up.ncancel, 0);
+	client_free(tc);
+	run_until_nconns(0, 1000);
+	ck_assert_int_eq(http_server_nconns(srv), 0);
+
+	/* over the route's own ceiling: refused before the handler runs */
+	up.nhandler = 0;
+	tc = client_new();
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 40000000\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	ck_assert_int_eq(resp[0].status, 413);
+	ck_assert_str_eq(resp[0].body, "{\"error\":\"payload_too_large\","
+	    "\"message\":\"request body too large\"}\n");
+	ck_assert_int_eq(up.nhandler, 0);
+	client_free(tc);
+}
+END_TEST
+
+START_TEST(t_body_stream_disconnect)
+{
+	struct tclient	*tc = client_new();
+	uint64_t	 handle;
+
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 100\r\n\r\nsome");
+	run_for(20);
+	ck_assert_int_eq(up.ndata, 1);
+	handle = http_request_handle(up.req);
+	client_close(tc);
+	run_until_nconns(0, 1000);
+	ck_assert_int_eq(http_server_nconns(srv), 0);
+	/* on_error is the last word, the cancel callback is not called */
+	ck_assert_int_eq(up.nerror, 1);
+	ck_assert_int_eq(up.why, HTTP_BODY_ABORTED);
+	ck_assert_int_eq(up.ncancel, 0);
+	ck_assert_int_eq(up.nend, 0);
+	ck_assert_ptr_null(http_request_lookup(srv, handle));
+	client_free(tc);
+
+	/* gone while paused */
+	tc = client_new();
+	client_sends(tc, "POST /up?pause HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 1000000\r\n\r\n");
+	{
+		char	*buf = calloc(1, 100000);
+
+		client_send(tc, buf, 100000);
+		free(buf);
+	}
+	run_for(5);
+	client_close(tc);
+	run_until_nconns(0, 2000);
+	ck_assert_int_eq(up.nerror, 2);
+	ck_assert_int_eq(up.ncancel, 0);
+	client_free(tc);
+
+	/* gone before the handler took the body: the cancel callback */
+	up.ndata = 0;
+	tc = client_new();
+	client_sends(tc, "POST /up?late HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 100\r\n\r\nsome");
+	run_for(20);
+	client_close(tc);
+	run_until_nconns(0, 1000);
+	ck_assert_int_eq(up.ncancel, 1);
+	ck_assert_int_eq(up.nerror, 2);
+	run_for(150);
+	ck_assert_int_eq(up.ndata, 0);
+	client_free(tc);
+}
+END_TEST
+
+START_TEST(t_body_stream_refuse)
+{
+	struct tclient	*tc = client_new();
+
+	/* most of the body still to come: answered, then closed */
+	client_sends(tc, "POST /up?refuse HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 100000\r\n\r\n0123456789");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	ck_assert_int_eq(resp[0].status, 404);
+	ck_assert_str_eq(hdr(&resp[0], "Connection"), "close");
+	ck_assert_int_eq(tc->eof, 1);
+	client_free(tc);
+
+	/* chunked: the end is unknown, so closed too */
+	tc = client_new();
+	client_sends(tc, "POST /up?refuse HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	ck_assert_int_eq(resp[0].status, 404);
+	ck_assert_int_eq(tc->eof, 1);
+	client_free(tc);
+
+	/* all of a small body is here: dropped, the connection kept */
+	tc = client_new();
+	client_sends(tc, "POST /up?refuse HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 5\r\n\r\nhello"
+	    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 2, 0, 2000), 2);
+	ck_assert_int_eq(resp[0].status, 404);
+	ck_assert_ptr_null(hdr(&resp[0], "Connection"));
+	ck_assert_str_eq(resp[1].body, "hello");
+	ck_assert_int_eq(tc->eof, 0);
+	client_free(tc);
+
+	/* answered from on_data, body half read */
+	tc = client_new();
+	client_sends(tc, "POST /up?early HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 100000\r\n\r\n0123456789");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	ck_assert_str_eq(resp[0].body, "early");
+	ck_assert_str_eq(hdr(&resp[0], "Connection"), "close");
+	ck_assert_int_eq(up.ndata, 1);
+	ck_assert_int_eq(up.nend + up.nerror + up.ncancel, 0);
+	client_free(tc);
+	run_until_nconns(0, 1000);
+	ck_assert_int_eq(http_server_nconns(srv), 0);
+}
+END_TEST
+
+START_TEST(t_body_stream_expect)
+{
+	struct tclient	*tc = client_new();
+	char		*raw;
+
+	/* 100 only once the handler takes the body (100 ms later here) */
+	client_sends(tc, "POST /up?late HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+	run_for(50);
+	raw = raw_str(tc);
+	ck_assert_str_eq(raw, "");
+	free(raw);
+	run_for(100);
+	raw = raw_str(tc);
+	ck_assert_str_eq(raw, "HTTP/1.1 100 Continue\r\n\r\n");
+	free(raw);
+	client_sends(tc, "body");
+	ck_assert_int_eq(run_until(tc, 2, 0, 2000), 2);
+	ck_assert_int_eq(resp[0].status, 100);
+	ck_assert_int_eq(resp[1].status, 200);
+	ck_assert_str_eq(resp[1].body, "body");
+	client_free(tc);
+
+	/* refused: the final answer and no 100 */
+	tc = client_new();
+	client_sends(tc, "POST /up?refuse HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	raw = raw_str(tc);
+	ck_assert_msg(strncmp(raw, "HTTP/1.1 404 ", 13) == 0, "%s", raw);
+	free(raw);
+	ck_assert_str_eq(hdr(&resp[0], "Connection"), "close");
+	client_free(tc);
+}
+END_TEST
+
+START_TEST(t_body_stream_smuggling)
+{
+	static const char clte[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "0\r\n\r\n";
+	static const char twocl[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd";
+	static const char tegz[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+	static const char badsize[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+	static const char barelf[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\nabc\r\n"
+	    "0\r\n\r\n";
+	static const char nocrlf[] = "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n";
+	struct evbuffer	*b = evbuffer_new();
+	int		 i;
+
+	/* framing is refused with the head: the handler never runs */
+	expect_error_close(clte, sizeof(clte) - 1, 400);
+	expect_error_close(twocl, sizeof(twocl) - 1, 400);
+	expect_error_close(tegz, sizeof(tegz) - 1, 400);
+	ck_assert_int_eq(up.nhandler, 0);
+
+	/* inside the body: the handler hears it, the client gets a 400 */
+	expect_error_close(badsize, sizeof(badsize) - 1, 400);
+	ck_assert_int_eq(up.nhandler, 1);
+	ck_assert_int_eq(up.nerror, 1);
+	ck_assert_int_eq(up.why, HTTP_BODY_MALFORMED);
+	expect_error_close(barelf, sizeof(barelf) - 1, 400);
+	ck_assert_int_eq(up.nerror, 2);
+	expect_error_close(nocrlf, sizeof(nocrlf) - 1, 400);
+	ck_assert_int_eq(up.nerror, 3);
+
+	/* a chunk line over the limit */
+	evbuffer_add_printf(b, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n1;x=");
+	for (i = 0; i < HTTP_MAX_CHUNK_LINE; i++)
+		evbuffer_add(b, "a", 1);
+	evbuffer_add_printf(b, "\r\na\r\n0\r\n\r\n");
+	expect_error_close((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), 400);
+	ck_assert_int_eq(up.nerror, 4);
+	ck_assert_int_eq(up.nend, 0);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(t_body_stream_timeout)
+{
+	struct http_timeouts	 to = { 100, 200, 150, 1000, 100 };
+	struct tclient		*tc;
+	int			 i;
+
+	http_server_set_timeouts(srv, &to);
+	/* the body stops coming */
+	tc = client_new();
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 30\r\n\r\nx");
+	ck_assert_int_eq(run_until(tc, 1, 1, 2000), 1);
+	ck_assert_int_eq(resp[0].status, 408);
+	ck_assert_int_eq(up.nerror, 1);
+	ck_assert_int_eq(up.why, HTTP_BODY_TIMEOUT);
+	client_free(tc);
+
+	/* slow but steady: streamed bodies time out between bytes only */
+	tc = client_new();
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 10\r\n\r\n");
+	for (i = 0; i < 10; i++) {
+		client_sends(tc, "y");
+		run_for(40);
+	}
+	ck_assert_int_eq(run_until(tc, 1, 0, 1000), 1);
+	ck_assert_int_eq(resp[0].status, 200);
+	ck_assert_str_eq(resp[0].body, "yyyyyyyyyy");
+	ck_assert_int_eq(up.nerror, 1);
+	client_free(tc);
+}
+END_TEST
+
+/* The body streamed back while it arrives (what the app proxy does). */
+START_TEST(t_body_stream_duplex)
+{
+	struct tclient	*tc = client_new();
+	char		*raw;
+
+	client_sends(tc, "POST /up?duplex HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 9\r\n\r\nabc");
+	run_for(20);
+	raw = raw_str(tc);
+	ck_assert_ptr_nonnull(strstr(raw, "\r\n\r\n3\r\nabc\r\n"));
+	free(raw);
+	client_sends(tc, "def");
+	run_for(20);
+	client_sends(tc, "ghi");
+	ck_assert_int_eq(run_until(tc, 1, 0, 2000), 1);
+	ck_assert_str_eq(resp[0].body, "abcdefghi");
+	ck_assert_str_eq(hdr(&resp[0], "Transfer-Encoding"), "chunked");
+	client_sends(tc, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 2, 0, 2000), 2);
+	ck_assert_str_eq(resp[1].body, "hello");
+	ck_assert_int_eq(up.nend, 1);
+	client_free(tc);
+}
+END_TEST
+
+START_TEST(t_body_stream_pipelined)
+{
+	struct tclient	*tc = client_new();
+
+	client_sends(tc,
+	    "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+	    "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n3\r\nabc\r\n0\r\n\r\n"
+	    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz"
+	    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 4, 0, 2000), 4);
+	ck_assert_str_eq(resp[0].body, "hello");
+	ck_assert_str_eq(resp[1].body, "abc");
+	ck_assert_str_eq(resp[2].body, "xyz");
+	ck_assert_str_eq(resp[3].body, "hello");
+	ck_assert_int_eq(up.nend, 2);
+	ck_assert_int_eq(tc->eof, 0);
+	client_free(tc);
+}
+END_TEST
+
+START_TEST(t_body_stream_shutdown)
+{
+	struct tclient	*tc = client_new();
+
+	/* a body in flight when the server goes: on_error, nothing leaks */
+	client_sends(tc, "POST /up HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: 100\r\n\r\nsome");
+	run_for(20);
+	ck_assert_int_eq(up.ndata, 1);
+	http_server_free(srv);
+	srv = NULL;
+	ck_assert_int_eq(up.nerror, 1);
+	ck_assert_int_eq(up.why, HTTP_BODY_ABORTED);
+	srv = http_server_new(base, router);
+	client_free(tc);
+}
+END_TEST
+
 static Suite *
 byproxy_http_suite(void)
 {
@@ -1661,6 +2518,7 @@ byproxy_http_suite(void)
 	TCase	*tc = tcase_create("core");
 	TCase	*th = tcase_create("health");
 	TCase	*tm = tcase_create("management");
+	TCase	*ts = tcase_create("stream");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, t_simple_get);
@@ -1703,10 +2561,30 @@ byproxy_http_suite(void)
 	tcase_add_test(tc, t_stream);
 	tcase_add_test(tc, t_stream_disconnect);
 	tcase_add_test(tc, t_takeover);
+	tcase_add_test(tc, t_pipelined_full_input);
 	tcase_add_test(tc, t_response_header_injection);
 	tcase_add_test(tc, t_no_leaks);
 	tcase_add_test(tc, t_listener_and_shutdown);
 	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(ts, setup, teardown);
+	/* 20 MiB under ASan */
+	tcase_set_timeout(ts, 120);
+	tcase_add_test(ts, t_body_stream_cl);
+	tcase_add_test(ts, t_body_stream_chunked);
+	tcase_add_test(ts, t_body_stream_big);
+	tcase_add_test(ts, t_body_stream_big_chunked);
+	tcase_add_test(ts, t_body_stream_big_hoard);
+	tcase_add_test(ts, t_body_stream_limit);
+	tcase_add_test(ts, t_body_stream_disconnect);
+	tcase_add_test(ts, t_body_stream_refuse);
+	tcase_add_test(ts, t_body_stream_expect);
+	tcase_add_test(ts, t_body_stream_smuggling);
+	tcase_add_test(ts, t_body_stream_timeout);
+	tcase_add_test(ts, t_body_stream_duplex);
+	tcase_add_test(ts, t_body_stream_pipelined);
+	tcase_add_test(ts, t_body_stream_shutdown);
+	suite_add_tcase(s, ts);
 
 	tcase_add_checked_fixture(th, setup, teardown);
 	tcase_add_test(th, t_healthz);
