@@ -49,7 +49,9 @@ endef
 BINS	 = $(SBIN:%=$(BUILD)/sbin/%) $(LIBEXEC:%=$(BUILD)/libexec/blockyard/%)
 MANS	 = $(sort $(wildcard man/*.[158]))
 
-all: $(BINS)
+SECCOMP_BPF = $(BUILD)/share/blockyard/seccomp.bpf
+
+all: $(BINS) $(SECCOMP_BPF)
 
 $(BUILD)/obj/%.o: %.c $(wildcard common/*.h) $(wildcard $(dir %)*.h)
 	@mkdir -p $(dir $@)
@@ -64,6 +66,11 @@ $(1): $(call prog_objs,$(2)) $(COMMON_OBJS)
 endef
 $(foreach p,$(SBIN),$(eval $(call link_prog,$(BUILD)/sbin/$(p),$(p))))
 $(foreach p,$(LIBEXEC),$(eval $(call link_prog,$(BUILD)/libexec/blockyard/$(p),$(p))))
+
+# The worker seccomp filter, compiled by byctl (see etc/seccomp.md).
+$(SECCOMP_BPF): $(BUILD)/sbin/byctl
+	@mkdir -p $(dir $@)
+	$(BUILD)/sbin/byctl seccomp export $@
 
 # ---- tests ---------------------------------------------------------------
 
@@ -140,6 +147,7 @@ install: all
 	install -m 755 $(SBIN:%=$(BUILD)/sbin/%) $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(LIBEXEC:%=$(BUILD)/libexec/blockyard/%) \
 	    $(DESTDIR)$(PREFIX)/libexec/blockyard/
+	install -m 644 $(SECCOMP_BPF) $(DESTDIR)$(PREFIX)/share/blockyard/
 	for m in $(MANS); do \
 	    s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
 	done

@@ -37,8 +37,13 @@ static void	 proxy_pong(struct msgchan *, struct msg *);
 
 static void	 proxy_state_result(struct msgchan *, struct msg *);
 
-static const struct msg_handler proxy_peer_handlers[] = {
+static void	 proxy_bundle_fd(struct msgchan *, struct msg *);
+static void	 proxy_bundle_result(struct msgchan *, struct msg *);
+
+static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_PONG, proxy_pong },
+	{ MSG_BUNDLE_FD, proxy_bundle_fd },
+	{ MSG_BUNDLE_RESULT, proxy_bundle_result },
 	{ 0, NULL }
 };
 
@@ -60,7 +65,7 @@ static const struct helper proxy_helper = {
 	.shutdown = proxy_shutdown,
 	.handlers = {
 		[PROC_STATE] = proxy_state_handlers,
-		[PROC_SPAWN] = proxy_peer_handlers,
+		[PROC_SPAWN] = proxy_spawn_handlers,
 	},
 };
 
@@ -202,4 +207,30 @@ static void
 proxy_state_result(struct msgchan *c, struct msg *m)
 {
 	api_result(m->hdr.peerid, m->data, m->datalen);
+}
+
+static void
+proxy_bundle_fd(struct msgchan *c, struct msg *m)
+{
+	struct msg_bundle_result	 r;
+	int				 fd = m->fd;
+
+	if (m->datalen != sizeof(r))
+		fatalx("bad bundle fd message from %s", c->name);
+	memcpy(&r, m->data, sizeof(r));
+	r.message[sizeof(r.message) - 1] = '\0';
+	m->fd = -1;		/* ours now */
+	api_bundle_fd(m->hdr.peerid, &r, fd);
+}
+
+static void
+proxy_bundle_result(struct msgchan *c, struct msg *m)
+{
+	struct msg_bundle_result	 r;
+
+	if (m->datalen != sizeof(r))
+		fatalx("bad bundle result from %s", c->name);
+	memcpy(&r, m->data, sizeof(r));
+	r.message[sizeof(r.message) - 1] = '\0';
+	api_bundle_result(m->hdr.peerid, &r);
 }

@@ -382,4 +382,11 @@ char		*api_query_get(const struct http_request *, const char *key);
 /* Decimal integer as Go's strconv.Atoi reads it, else def */
 int64_t		 api_parse_int(const char *, int64_t def);
 
+/* api_bundles.c: uploads */
+int		 api_bundles_routes(struct http_router *);
+void		 api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *,
+		    int fd);
+void		 api_bundle_result(uint32_t reqid,
+		    const struct msg_bundle_result *);
+
 #endif /* BY_BYPROXY_H */

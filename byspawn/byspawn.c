@@ -1,7 +1,6 @@
 /*
- * byspawn: start-up checks and liveness.  Workers and build sandboxes
- * come with the workers issue; until then byspawn proves that the
- * sandbox tool works and answers pings.
+ * byspawn: start-up checks, liveness, and the worker machinery
+ * (spawn_*.c) that the API drives.
  */
 
 #include <stdio.h>
@@ -11,24 +10,55 @@
 #include "byspawn.h"
 #include "log.h"
 
+/* Longest wait for workers to stop on SIGTERM before they are killed. */
+#define SHUTDOWN_GRACE_MS	5000
+
 static char	 bwrap_version[128];
 
 static void
 spawn_init(void)
 {
-	char	 err[512];
+	char	 err[512], name[64];
 
 	if (preflight_bwrap(proc_conf->process.bwrap_path, bwrap_version,
 	    sizeof(bwrap_version), err, sizeof(err)) == -1)
 		fatalx("[process] bwrap_path: %s", err);
 	log_info("sandbox: %s (%s)", bwrap_version,
 	    proc_conf->process.bwrap_path);
+	/* cgroups, orphans of a crashed run, the seccomp profile */
+	workers_cgroup_name(proc_conf, name, sizeof(name));
+	if (workers_init(name, err, sizeof(err)) == -1)
+		fatalx("workers: %s", err);
+	if (bundle_storage_init(err, sizeof(err)) == -1)
+		fatalx("[storage] bundle_server_path: %s", err);
 }
 
 static json_t *
 spawn_start(void)
 {
-	return json_pack("{s:s}", "bwrap", bwrap_version);
+	return json_pack("{s:s,s:o}", "bwrap", bwrap_version,
+	    "workers", workers_status());
+}
+
+static void
+spawn_stopped(void *arg)
+{
+	workers_free();
+	/* empty now; a byd with a temporary control socket leaves no trace */
+	cgroup_remove_base();
+	helper_exit(0);
+}
+
+static void
+spawn_shutdown(void)
+{
+	int64_t	 grace = proc_conf->server.shutdown_timeout / 2;
+
+	/* leave byd time to see us exit within its own timeout */
+	if (grace > SHUTDOWN_GRACE_MS || grace <= 0)
+		grace = SHUTDOWN_GRACE_MS;
+	bundle_shutdown();
+	workers_shutdown((int)grace, spawn_stopped, NULL);
 }
 
 static void
@@ -42,12 +72,23 @@ spawn_reload(const struct config *old)
 		log_warnx("[process] bwrap_path: %s", err);
 }
 
+static const struct msg_handler spawn_proxy_handlers[] = {
+	{ MSG_BUNDLE_OPEN,	spawn_bundle_dispatch },
+	{ MSG_BUNDLE_UNPACK,	spawn_bundle_dispatch },
+	{ MSG_BUNDLE_DISCARD,	spawn_bundle_dispatch },
+	{ 0,			NULL }
+};
+
 static const struct helper spawn_helper = {
 	.id = PROC_SPAWN,
 	.drop_privs = 0,
 	.init = spawn_init,
 	.start = spawn_start,
 	.reload = spawn_reload,
+	.shutdown = spawn_shutdown,
+	.handlers = {
+		[PROC_PROXY] = spawn_proxy_handlers,
+	},
 };
 
 int

@@ -38,7 +38,7 @@ int	 spawn_run_capture(char *const argv[], char *out, size_t outlen,
 #define WORKER_ID_MAX		64	/* [A-Za-z0-9_-], also a cgroup name */
 #define WORKER_LOG_LINES	10000	/* ring of stdout+stderr lines */
 #define WORKER_LINE_MAX		8192	/* longer lines are split */
-#define WORKER_PIDS_DEFAULT	256	/* R/httpuv alone is 4 threads + 2 bwrap */
+#define WORKER_PIDS_DEFAULT	256	/* R/httpuv: 4 threads, + 2 bwrap */
 #define WORKER_TMP_SIZE		(256ULL << 20)	/* tmpfs /tmp cap */
 #define WORKER_SHM_SIZE		(64ULL << 20)	/* tmpfs /dev/shm cap */
 #define WORKER_LIB_PATH		"/blockyard-lib"
@@ -58,8 +58,8 @@ struct worker_spec {
 	const char	*id;
 	const char	*app_id;
 	const char	*bundle_id;
-	const char	*bundle_dir;	/* host path, ro at bundle_worker_path */
-	const char	*library_dir;	/* host path, ro at /blockyard-lib; NULL */
+	const char	*bundle_dir;	/* ro at bundle_worker_path */
+	const char	*library_dir;	/* ro at /blockyard-lib, or NULL */
 	uint64_t	 memory_limit;	/* bytes, 0 = none */
 	double		 cpu_limit;	/* cores, 0 = none */
 	int		 pids_max;	/* 0 = WORKER_PIDS_DEFAULT */
@@ -67,14 +67,14 @@ struct worker_spec {
 
 	/* called on proc_base; NULL when not wanted */
 	void		(*on_exit)(struct worker *, void *);
-	void		(*on_log)(struct worker *, const struct worker_logline *,
-			    void *);
+	void		(*on_log)(struct worker *,
+			    const struct worker_logline *, void *);
 	void		*cb_arg;
 };
 
 struct worker_exit {
 	int		 status;	/* raw wait status of bwrap */
-	int		 code;		/* exit code, -1 when bwrap was killed */
+	int		 code;		/* exit code; -1: bwrap was killed */
 	/*
 	 * The signal that ended the app: bwrap's own, or the one bwrap
 	 * relays as exit code 128+N when the process inside was killed.
@@ -102,7 +102,7 @@ struct worker_usage {
 
 /* Private to spawn_*.c: the per-worker cgroup directories and files. */
 enum cg_res {
-	CG_GROUP,		/* v2 group: cgroup.kill, cgroup.events, cpu.stat */
+	CG_GROUP,		/* v2 group: cgroup.kill, cpu.stat */
 	CG_MEMORY,
 	CG_PIDS,
 	CG_CPU,
@@ -138,7 +138,7 @@ struct worker {
 	uid_t			 uid;		/* as seen on the host */
 	gid_t			 gid;
 	int			 uid_slot;	/* held slot, -1 none */
-	int			 port;		/* 127.0.0.1:port, -1 released */
+	int			 port;		/* on 127.0.0.1; -1 none */
 	uint64_t		 memory_limit;
 	double			 cpu_limit;
 	int			 pids_max;
@@ -152,6 +152,7 @@ struct worker {
 				    const struct worker_logline *, void *);
 	void			*cb_arg;
 	int			 reaped;
+	int			 forgotten;	/* off the list, freed soon */
 	int			 cg_removed;
 	int			 cleanup_tries;
 	struct worker_cgroups	 cg;
@@ -169,10 +170,13 @@ extern struct worker_list workers;
  * Start-up, as root: find the cgroup hierarchies and say per limit which
  * mechanism enforces it, make our cgroup directories, kill what a
  * crashed previous run left (its cgroups and any process running as a
- * worker uid).  cgroup_name is WORKER_CGROUP_NAME except in tests.
- * -1 only when nothing can run at all.
+ * worker uid), check [process] seccomp_profile.  cgroup_name is
+ * workers_cgroup_name() except in tests.  -1 with err when workers
+ * cannot run as configured.
  */
-int	 workers_init(const char *cgroup_name);
+int	 workers_init(const char *cgroup_name, char *err, size_t errlen);
+/* "blockyard", or "blockyard-<hash of control_socket>" if not default */
+void	 workers_cgroup_name(const struct config *, char *, size_t);
 /* The limit mechanisms and counts, for MSG_READY and status output. */
 json_t	*workers_status(void);
 /*
@@ -193,7 +197,11 @@ int	 worker_spawn(const struct worker_spec *, struct worker **,
 /* SIGTERM the app, SIGKILL its whole cgroup after grace_ms. */
 void	 worker_stop(struct worker *, int grace_ms);
 struct worker *worker_find(const char *id);
-/* Drop an exited worker's record and logs before log_retention ends. */
+/*
+ * Drop an exited worker's record and logs before log_retention ends.
+ * It leaves worker_find at once and is freed from the loop, so a
+ * callback may call this on its own worker.
+ */
 void	 worker_forget(struct worker *);
 const char *worker_state_name(enum worker_state);
 json_t	*worker_to_json(const struct worker *);
@@ -232,12 +240,12 @@ void	 worker_usage(const struct worker *, struct worker_usage *);
 /* spawn_cgroup.c */
 int	 cgroup_init(const char *name);
 void	 cgroup_cleanup_orphans(void);
-void	 cgroup_remove_base(void);
+void	 cgroup_remove_base(void);	/* at exit, once no worker runs */
 json_t	*cgroup_status(void);
 int	 cgroup_create(struct worker *, char *err, size_t errlen);
 int	 cgroup_enter(const struct worker *);	/* child, async-signal-safe */
 void	 cgroup_close_procs(struct worker *);
-void	 cgroup_signal(const struct worker *, int sig, pid_t except);
+int	 cgroup_signal(const struct worker *, int sig, pid_t except);
 void	 cgroup_kill(const struct worker *);
 int	 cgroup_remove(struct worker *);	/* -1 while busy */
 void	 cgroup_free(struct worker *);
@@ -254,6 +262,7 @@ void	 slot_port_release(int port);
 int	 slot_uid_held(int uid);
 int	 slot_port_held(int port);
 int	 slot_port_bindable(int port);
+void	 slots_kill_strays(void);
 void	 slots_free(void);
 
 /* spawn_sandbox.c */
@@ -278,5 +287,115 @@ void	 worker_log_closed(struct worker *);
 
 /* spawn_probe.c */
 void	 worker_probes_cancel(struct worker *);
+
+/* bundles */
+
+/*
+ * Unpacking an uploaded bundle (spawn_unpack.c).  A child chroots into
+ * a private staging directory "<dest_dir>.unpack-XXXXXX" next to
+ * dest_dir, takes a network and IPC namespace of its own, drops to
+ * unpack_uid:unpack_gid (setgroups(0), setresgid, setresuid, verified;
+ * no new privileges; rlimits on file size, descriptors, CPU, processes
+ * and address space), and only then reads the .tar.gz from the
+ * inherited archive_fd with libarchive (gzip + tar only), making only
+ * regular files and directories.  The first bad entry stops it.
+ * byspawn then checks the entrypoint, walks the staged tree without
+ * following links, makes it root:root with directories 0755 and files
+ * 0644 (0755 when the archive gave the owner execute), and renames it
+ * to dest_dir, which must not exist.  On any failure the staging
+ * directory is removed: nothing is left on disk.
+ *
+ * unpack_uid must not be 0 and should own nothing of value (not a
+ * worker slot uid).  Run as a plain user (development) there is no
+ * uid switch, chroot, namespace or chown; everything else is the same.
+ * archive_fd may be a file (read from offset 0; the shared offset
+ * moves) or a pipe.  Blocks for up to the wall-clock limit.
+ */
+
+#define UNPACK_MAX_TOTAL	(2ULL << 30)	/* unpacked bytes, default */
+#define UNPACK_MAX_ENTRIES	100000	/* files + directories, default */
+#define UNPACK_MAX_DEPTH	64	/* path components of an entry */
+
+/*
+ * Outcome classes.  Every class but UNPACK_INTERNAL is the bundle's
+ * fault: answer 400 with the err text as the reason (the issue's rule
+ * overrides the reference's 500 for invalid archives).  For
+ * UNPACK_INTERNAL, err holds server paths: log it, answer a plain 500.
+ */
+enum unpack_status {
+	UNPACK_OK,
+	UNPACK_BAD_ARCHIVE,	/* not gzip, not tar, corrupt, truncated */
+	UNPACK_FORBIDDEN_ENTRY,	/* link, device, fifo, absolute, "..",
+				   bad or duplicate name, path conflict */
+	UNPACK_TOO_BIG,		/* a cap, or the time limit, exceeded */
+	UNPACK_NO_ENTRYPOINT,	/* no app.R, nor ui.R and server.R */
+	UNPACK_INTERNAL,	/* the server's side failed */
+};
+
+enum unpack_entrypoint {
+	UNPACK_ENTRY_NONE,
+	UNPACK_ENTRY_APP,	/* app.R */
+	UNPACK_ENTRY_UI_SERVER,	/* ui.R and server.R */
+};
+
+/* A 0 field takes its default. */
+struct unpack_limits {
+	uint64_t	 max_total;	/* bytes of all files together */
+	uint64_t	 max_file;	/* bytes of one file; default max_total */
+	uint64_t	 max_entries;	/* files and directories made */
+	int		 cpu_sec;	/* child's RLIMIT_CPU; 0: derived */
+	int		 timeout_ms;	/* wall clock; 0: derived (3x CPU) */
+};
+
+struct unpack_result {
+	uint64_t	 files;		/* regular files */
+	uint64_t	 dirs;		/* directories below the top */
+	uint64_t	 bytes;		/* their total size */
+	enum unpack_entrypoint entrypoint;
+	uid_t		 child_uid;	/* what the reading child ran as */
+	gid_t		 child_gid;
+};
+
+/* A running unpack, for callers on an event loop (spawn_unpack.c). */
+struct unpack_job;
+
+/* max_total = max_file = UNPACK_MAX_TOTAL, UNPACK_MAX_ENTRIES */
+void	 unpack_limits_default(struct unpack_limits *);
+/*
+ * The whole unpack, blocking until done or timed out: UNPACK_OK with
+ * res filled, or a class with the reason in err.
+ */
+int	 bundle_unpack(int archive_fd, const char *dest_dir,
+	    const struct unpack_limits *, uid_t unpack_uid, gid_t unpack_gid,
+	    struct unpack_result *res, char *err, size_t errlen);
+/*
+ * The same in two steps: start forks the child and returns at once;
+ * finish waits for it until the deadline and does the root side.  On
+ * an event loop, call finish once unpack_job_fd turns readable (the
+ * child has exited) so that it does not block on the child; arm a
+ * timer of your own and abort to give up early.  Every started job
+ * ends in exactly one finish or abort, which free it.
+ */
+int	 unpack_start(struct unpack_job **, int archive_fd,
+	    const char *dest_dir, const struct unpack_limits *,
+	    uid_t unpack_uid, gid_t unpack_gid, char *err, size_t errlen);
+int	 unpack_job_fd(const struct unpack_job *);
+pid_t	 unpack_job_pid(const struct unpack_job *);	/* the child */
+int	 unpack_finish(struct unpack_job *, struct unpack_result *, char *err,
+	    size_t errlen);
+void	 unpack_abort(struct unpack_job *);
+/* "bad_archive", ..., "internal": for logs and JSON error codes */
+const char *unpack_status_name(int);
+int	 unpack_http_status(int);
+/*
+ * Remove name under dirfd and all below it without following links
+ * (stale staging directories, pruned bundles).  0, or -1 with errno.
+ */
+int	 unpack_remove_tree(int dirfd, const char *name);
+
+/* spawn_bundle.c: the upload messages from byproxy */
+int	 bundle_storage_init(char *err, size_t errlen);
+void	 bundle_shutdown(void);
+void	 spawn_bundle_dispatch(struct msgchan *, struct msg *);
 
 #endif /* BYSPAWN_H */

@@ -286,6 +286,7 @@ extern const struct api_op api_access_ops[];	/* state_access.c */
 extern const struct api_op api_tag_ops[];	/* state_tags.c */
 extern const struct api_op api_user_ops[];	/* state_users.c */
 extern const struct api_op api_token_ops[];	/* state_tokens.c */
+extern const struct api_op api_bundle_ops[];	/* state_bundles.c */
 
 /* ---- apps, access, tags (state_apps.c, state_access.c, state_tags.c) ---- */
 

@@ -31,6 +31,7 @@ static const struct api_op *const api_tables[] = {
 	api_tag_ops,
 	api_user_ops,
 	api_token_ops,
+	api_bundle_ops,
 };
 
 static const struct api_op *

@@ -61,6 +61,11 @@ static const char *const msg_names[MSG_TYPE_MAX] = {
 	[MSG_PONG] = "pong",
 	[MSG_STATE_CALL] = "state_call",
 	[MSG_STATE_RESULT] = "state_result",
+	[MSG_BUNDLE_OPEN] = "bundle_open",
+	[MSG_BUNDLE_FD] = "bundle_fd",
+	[MSG_BUNDLE_UNPACK] = "bundle_unpack",
+	[MSG_BUNDLE_RESULT] = "bundle_result",
+	[MSG_BUNDLE_DISCARD] = "bundle_discard",
 	[MSG_CTL_STATUS] = "ctl_status",
 	[MSG_CTL_RELOAD] = "ctl_reload",
 	[MSG_CTL_LOG_LEVEL] = "ctl_log_level",
@@ -85,6 +90,22 @@ msg_type_name(uint32_t type)
 	if (type < MSG_TYPE_MAX && msg_names[type] != NULL)
 		return msg_names[type];
 	return "unknown";
+}
+
+int
+msg_id_valid(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < MSG_ID_LEN - 1; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return s[i] == '\0';
 }
 
 int

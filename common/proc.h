@@ -81,6 +81,18 @@ enum msg_type {
 	MSG_STATE_CALL,
 	MSG_STATE_RESULT,
 
+	/*
+	 * Bundle uploads, byproxy <-> byspawn (struct msg_bundle; peerid
+	 * is the request id): OPEN answers BUNDLE_FD with the archive file
+	 * to write, UNPACK answers BUNDLE_RESULT, DISCARD removes whatever
+	 * the upload left (no answer).
+	 */
+	MSG_BUNDLE_OPEN,
+	MSG_BUNDLE_FD,		/* struct msg_bundle_result + fd (or none) */
+	MSG_BUNDLE_UNPACK,
+	MSG_BUNDLE_RESULT,	/* struct msg_bundle_result */
+	MSG_BUNDLE_DISCARD,
+
 	/* byctl <-> byd, on the admin socket */
 	MSG_CTL_STATUS,		/* -> JSON result */
 	MSG_CTL_RELOAD,		/* -> JSON result */
@@ -109,6 +121,23 @@ struct msg_listen {
 struct msg_int {
 	int32_t		value;
 };
+
+#define MSG_ID_LEN	37	/* a UUID and its NUL */
+
+struct msg_bundle {
+	char		app_id[MSG_ID_LEN];
+	char		bundle_id[MSG_ID_LEN];
+};
+
+struct msg_bundle_result {
+	int32_t		status;		/* 0 ok, else the HTTP status */
+	int64_t		files;
+	int64_t		bytes;
+	char		message[256];	/* for the client when status != 0 */
+};
+
+/* A canonical lowercase UUID?  Ids become path names in byspawn. */
+int		 msg_id_valid(const char *);
 
 /*
  * A dispatch table row.  Each process has one table per peer; a message

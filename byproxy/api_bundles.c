@@ -1,0 +1,261 @@
+/*
+ * Bundle upload, POST /api/v1/apps/{id}/bundles, and the bundle list.
+ *
+ * The body is never held in memory: once bystate said the caller may
+ * deploy to the app (bundles.begin), byspawn opens the archive file and
+ * passes its fd here, and the body streams into it with backpressure.
+ * byspawn then unpacks it as an unprivileged user; only a bundle that
+ * unpacked cleanly gets its row (bundles.create).  Anything that fails
+ * on the way asks byspawn to discard the files, so a rejected upload
+ * leaves nothing behind.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "log.h"
+#include "msg.h"
+#include "proc.h"
+#include "byproxy.h"
+
+struct upload {
+	TAILQ_ENTRY(upload)	 entry;
+	uint32_t		 reqid;		/* towards byspawn */
+	uint64_t		 handle;
+	struct http_server	*srv;
+	struct msg_bundle	 ids;
+	int			 fd;
+	uint64_t		 bytes;
+};
+
+static TAILQ_HEAD(, upload) uploads = TAILQ_HEAD_INITIALIZER(uploads);
+
+static void
+upload_free(struct upload *u)
+{
+	TAILQ_REMOVE(&uploads, u, entry);
+	if (u->fd != -1)
+		close(u->fd);
+	free(u);
+}
+
+static void
+upload_send(struct upload *u, uint32_t type)
+{
+	if (proc_send(PROC_SPAWN, type, u->reqid, -1, &u->ids,
+	    sizeof(u->ids)) == -1)
+		log_warn("bundle %s: %s", u->ids.bundle_id,
+		    msg_type_name(type));
+}
+
+/* Give up on an upload: byspawn removes its files. */
+static void
+upload_discard(struct upload *u)
+{
+	upload_send(u, MSG_BUNDLE_DISCARD);
+	upload_free(u);
+}
+
+static struct upload *
+upload_find(uint32_t reqid)
+{
+	struct upload	*u;
+
+	TAILQ_FOREACH(u, &uploads, entry)
+		if (u->reqid == reqid)
+			return u;
+	return NULL;
+}
+
+static void
+upload_data(struct http_request *req, struct evbuffer *buf, void *arg)
+{
+	struct upload	*u = arg;
+	int		 n;
+
+	/* a regular file: writes complete or fail, they do not block long */
+	while (evbuffer_get_length(buf) > 0) {
+		if ((n = evbuffer_write(buf, u->fd)) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("bundle %s: write", u->ids.bundle_id);
+			http_error(req, 500, "internal_error",
+			    "internal server error");
+			upload_discard(u);
+			return;
+		}
+		u->bytes += (uint64_t)n;
+	}
+}
+
+static void
+upload_error(struct http_request *req, enum http_body_error e, void *arg)
+{
+	struct upload	*u = arg;
+
+	log_info("bundle %s: upload failed (%d) after %llu bytes",
+	    u->ids.bundle_id, (int)e, (unsigned long long)u->bytes);
+	upload_discard(u);
+}
+
+static void
+upload_end(struct http_request *req, void *arg)
+{
+	struct upload	*u = arg;
+
+	/* byspawn reads the file through its own descriptor */
+	close(u->fd);
+	u->fd = -1;
+	log_debug("bundle %s: %llu bytes received", u->ids.bundle_id,
+	    (unsigned long long)u->bytes);
+	upload_send(u, MSG_BUNDLE_UNPACK);
+}
+
+/* byspawn opened the archive file: take the body. */
+void
+api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *r, int fd)
+{
+	struct upload		*u = upload_find(reqid);
+	struct http_request	*req;
+
+	if (u == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	req = http_request_lookup(u->srv, u->handle);
+	if (r->status != 0 || fd == -1) {
+		if (req != NULL)
+			http_error(req, 500, "internal_error",
+			    "internal server error");
+		upload_discard(u);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	u->fd = fd;
+	if (req == NULL) {
+		upload_discard(u);
+		return;
+	}
+	http_body_limit(req, proc_conf->storage.max_bundle_size,
+	    "bundle exceeds max_bundle_size");
+	if (http_body_stream(req, upload_data, upload_end, upload_error,
+	    u) == -1)
+		upload_discard(u);
+}
+
+static void
+upload_created(struct http_request *req, json_t *res, void *arg)
+{
+	struct upload	*u = arg;
+	int		 status;
+
+	status = (int)json_integer_value(json_object_get(res, "status"));
+	api_reply(req, res);
+	if (status >= 300)
+		upload_discard(u);
+	else
+		upload_free(u);
+}
+
+/* byspawn unpacked the archive, or refused it. */
+void
+api_bundle_result(uint32_t reqid, const struct msg_bundle_result *r)
+{
+	struct upload		*u = upload_find(reqid);
+	struct http_request	*req;
+	char			 msg[sizeof(r->message)];
+
+	if (u == NULL)
+		return;
+	if ((req = http_request_lookup(u->srv, u->handle)) == NULL) {
+		/* nobody to tell and no row: remove the files */
+		upload_discard(u);
+		return;
+	}
+	if (r->status != 0) {
+		/* byspawn already removed what it made */
+		strlcpy(msg, r->message, sizeof(msg));
+		http_error(req, r->status, r->status >= 500 ?
+		    "internal_error" : "bad_request", msg);
+		upload_free(u);
+		return;
+	}
+	log_info("bundle %s: %lld files, %lld bytes unpacked",
+	    u->ids.bundle_id, (long long)r->files, (long long)r->bytes);
+	api_call(req, "bundles.create", json_pack("{s:s s:s}", "id",
+	    u->ids.app_id, "bundle_id", u->ids.bundle_id), upload_created, u);
+}
+
+/* bystate said who may deploy where: have byspawn open the file. */
+static void
+upload_begun(struct http_request *req, json_t *res, void *arg)
+{
+	struct upload	*u;
+	json_t		*data = json_object_get(res, "data");
+	const char	*app, *bundle;
+
+	app = json_string_value(json_object_get(data, "app_id"));
+	bundle = json_string_value(json_object_get(data, "bundle_id"));
+	if (json_integer_value(json_object_get(res, "status")) != 200 ||
+	    app == NULL || bundle == NULL) {
+		api_reply(req, res);
+		return;
+	}
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		fatal("calloc");
+	u->fd = -1;
+	u->reqid = msg_reqid();
+	u->handle = http_request_handle(req);
+	u->srv = http_request_server(req);
+	strlcpy(u->ids.app_id, app, sizeof(u->ids.app_id));
+	strlcpy(u->ids.bundle_id, bundle, sizeof(u->ids.bundle_id));
+	TAILQ_INSERT_TAIL(&uploads, u, entry);
+	if (proc_send(PROC_SPAWN, MSG_BUNDLE_OPEN, u->reqid, -1, &u->ids,
+	    sizeof(u->ids)) == -1) {
+		http_error(req, 503, "service_unavailable",
+		    "spawner unavailable");
+		upload_free(u);
+	}
+}
+
+static void
+h_bundle_upload(struct http_request *req, void *arg)
+{
+	api_call(req, "bundles.begin", json_pack("{s:s}", "id",
+	    http_request_param(req, "id")), upload_begun, NULL);
+}
+
+static void
+h_bundle_list(struct http_request *req, void *arg)
+{
+	api_forward(req, "bundles.list", json_pack("{s:s}", "id",
+	    http_request_param(req, "id")));
+}
+
+static const struct http_route bundle_routes[] = {
+	/* the real cap is storage.max_bundle_size, set per request */
+	{ "POST", "/api/v1/apps/{id}/bundles", HTTP_LISTEN_MAIN, SIZE_MAX,
+	    HTTP_ROUTE_STREAM_BODY, h_bundle_upload, NULL },
+	{ "GET", "/api/v1/apps/{id}/bundles", HTTP_LISTEN_MAIN, 0, 0,
+	    h_bundle_list, NULL },
+};
+
+int
+api_bundles_routes(struct http_router *r)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bundle_routes) / sizeof(bundle_routes[0]); i++)
+		if (http_router_add(r, &bundle_routes[i]) == -1)
+			return -1;
+	return 0;
+}

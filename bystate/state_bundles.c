@@ -1,0 +1,140 @@
+/*
+ * Bundles: the rows behind an upload.  The bytes never pass through
+ * bystate: byproxy streams them into a file byspawn opened, byspawn
+ * unpacks them, and only a bundle that unpacked cleanly gets a row
+ * (bundles.create), so a rejected upload leaves nothing here.
+ */
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include <bsd/string.h>
+
+#include "log.h"
+#include "bystate.h"
+
+/*
+ * POST /api/v1/apps/{id}/bundles, before the body is read: may the
+ * caller deploy to this app?  Answers the app id and a fresh bundle id.
+ */
+static void
+op_bundles_begin(struct api_ctx *ctx)
+{
+	struct app_ref	 app;
+	char		 id[UUID_LEN];
+
+	if (app_resolve(ctx, op_arg(ctx, "id"), &app) != 1)
+		return;
+	if (!REL_CAN_DEPLOY(app.rel)) {
+		api_fail(ctx, 404, "not_found", "app not found");
+		return;
+	}
+	uuid_v4(id, sizeof(id));
+	api_ok(ctx, 200, json_pack("{s:s s:s s:s}", "app_id", app.id,
+	    "app_name", app.name, "bundle_id", id));
+}
+
+/*
+ * The bundle unpacked: record it as ready and make it the app's active
+ * bundle (dependency builds come with their own issue; until then a
+ * bundle needs nothing beyond its files).  The app is checked again:
+ * it may have been deleted, or the caller's grant revoked, meanwhile.
+ */
+static void
+op_bundles_create(struct api_ctx *ctx)
+{
+	struct app_ref	 app;
+	struct db	*db = state_handle();
+	struct db_param	 p[4];
+	const char	*bid = op_arg(ctx, "bundle_id");
+	char		 now[32], task[UUID_LEN];
+
+	if (app_resolve(ctx, op_arg(ctx, "id"), &app) != 1)
+		return;
+	if (!REL_CAN_DEPLOY(app.rel)) {
+		api_fail(ctx, 404, "not_found", "app not found");
+		return;
+	}
+	if (bid == NULL || strlen(bid) != UUID_LEN - 1) {
+		api_fail(ctx, 400, "bad_request", "bundle_id is required");
+		return;
+	}
+	db_timestamp(now, sizeof(now));
+	if (db_begin(db) == -1) {
+		api_internal(ctx, "bundles.create begin");
+		return;
+	}
+	p[0] = DB_PTEXT(bid);
+	p[1] = DB_PTEXT(app.id);
+	p[2] = DB_PTEXT(now);
+	p[3] = DB_PTEXT(ctx->caller.sub);
+	if (db_exec(db, "INSERT INTO bundles (id, app_id, status, "
+	    "uploaded_at, deployed_by, deployed_at, pinned) VALUES "
+	    "($1, $2, 'ready', $3, $4, $3, 0)", p, 4) == -1)
+		goto fail;
+	if (db_exec(db, "UPDATE apps SET active_bundle = $1, updated_at = $3 "
+	    "WHERE id = $2", p, 3) == -1)
+		goto fail;
+	if (db_commit(db) == -1)
+		goto fail;
+	audit_log(ctx, "bundle.upload", app.id, json_pack("{s:s}",
+	    "bundle_id", bid));
+	/* the task that will carry build logs; the unpack is all it did */
+	uuid_v4(task, sizeof(task));
+	api_ok(ctx, 202, json_pack("{s:s s:s}", "bundle_id", bid, "task_id",
+	    task));
+	return;
+ fail:
+	db_rollback(db);
+	api_internal(ctx, "bundles.create");
+}
+
+static int
+bundle_row(const struct db_row *r, void *arg)
+{
+	json_t	*arr = arg;
+
+	json_array_append_new(arr, json_pack("{s:s s:s s:s s:s s:s? s:s? s:b}",
+	    "id", db_row_text(r, 0), "app_id", db_row_text(r, 1), "status",
+	    db_row_text(r, 2), "uploaded_at", db_row_text(r, 3),
+	    "deployed_by", db_row_isnull(r, 4) ? NULL : db_row_text(r, 4),
+	    "deployed_at", db_row_isnull(r, 5) ? NULL : db_row_text(r, 5),
+	    "pinned", (int)db_row_int(r, 6)));
+	return 0;
+}
+
+/* GET /api/v1/apps/{id}/bundles: newest first. */
+static void
+op_bundles_list(struct api_ctx *ctx)
+{
+	struct app_ref	 app;
+	struct db_param	 p[1];
+	json_t		*arr;
+
+	if (app_resolve(ctx, op_arg(ctx, "id"), &app) != 1)
+		return;
+	if (!REL_CAN_DEPLOY(app.rel)) {
+		api_fail(ctx, 404, "not_found", "app not found");
+		return;
+	}
+	arr = json_array();
+	p[0] = DB_PTEXT(app.id);
+	if (db_query(state_handle(), "SELECT id, app_id, status, uploaded_at, "
+	    "deployed_by, deployed_at, pinned FROM bundles WHERE app_id = $1 "
+	    "ORDER BY uploaded_at DESC, id DESC", p, 1, bundle_row, arr) ==
+	    -1) {
+		json_decref(arr);
+		api_internal(ctx, "bundles.list");
+		return;
+	}
+	api_ok(ctx, 200, json_pack("{s:o}", "bundles", arr));
+}
+
+const struct api_op api_bundle_ops[] = {
+	{ "bundles.begin",	API_USER,	op_bundles_begin },
+	{ "bundles.create",	API_USER,	op_bundles_create },
+	{ "bundles.list",	API_USER,	op_bundles_list },
+	{ NULL,			0,		NULL }
+};
