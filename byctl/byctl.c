@@ -43,6 +43,12 @@ static const struct command commands[] = {
 	{ "user set",	0, 0, MSG_CTL_STATE, NULL,
 	    "change a user's role or deactivate it (from its next request)",
 	    cmd_user_set, "USER [--role ROLE] [--active true|false]" },
+	{ "show workers", 0, 0, MSG_CTL_SPAWN, NULL,
+	    "list the running and recently ended workers", cmd_show_workers,
+	    "[APP_ID]" },
+	{ "worker stop", 0, 0, MSG_CTL_SPAWN, NULL,
+	    "stop a worker (SIGTERM, then SIGKILL after 5 s)",
+	    cmd_worker_stop, "ID" },
 };
 
 static __attribute__((noreturn)) void
@@ -156,6 +162,19 @@ ctl_request(const char *path, uint32_t type, const char *arg)
 json_t *
 ctl_state(const char *sock, const char *op, json_t *args, int json)
 {
+	return ctl_call(sock, MSG_CTL_STATE, op, args, json);
+}
+
+json_t *
+ctl_spawn(const char *sock, const char *op, json_t *args, int json)
+{
+	return ctl_call(sock, MSG_CTL_SPAWN, op, args, json);
+}
+
+json_t *
+ctl_call(const char *sock, uint32_t type, const char *op, json_t *args,
+    int json)
+{
 	json_t	*req, *res, *data;
 	char	*s;
 
@@ -166,7 +185,7 @@ ctl_state(const char *sock, const char *op, json_t *args, int json)
 		exit(1);
 	}
 	json_decref(req);
-	res = ctl_request(sock, MSG_CTL_STATE, s);
+	res = ctl_request(sock, type, s);
 	free(s);
 	if (!json_is_true(json_object_get(res, "ok"))) {
 		fprintf(stderr, "byctl: %s\n",

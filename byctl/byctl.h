@@ -30,6 +30,14 @@ json_t	*ctl_request(const char *sock, uint32_t type, const char *arg);
  * when it failed, else the answer's "data" (caller's reference).
  */
 json_t	*ctl_state(const char *sock, const char *op, json_t *args, int json);
+/* the same for byspawn's worker ops, and the general form */
+json_t	*ctl_spawn(const char *sock, const char *op, json_t *args, int json);
+json_t	*ctl_call(const char *sock, uint32_t type, const char *op,
+	    json_t *args, int json);
+
+/* byctl_worker.c */
+int	 cmd_show_workers(int, char **, const char *, int);
+int	 cmd_worker_stop(int, char **, const char *, int);
 
 /* byctl_output.c */
 void	 print_json(json_t *);

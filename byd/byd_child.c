@@ -261,6 +261,12 @@ child_dispatch(struct msgchan *c, struct msg *m, void *arg)
 			return;
 		}
 		break;
+	case MSG_SPAWN_RESULT:
+		if (ch->id == PROC_SPAWN) {
+			control_state_result(m);
+			return;
+		}
+		break;
 	}
 	proc_dispatch(c, m, NULL);
 }

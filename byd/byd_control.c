@@ -82,9 +82,9 @@ ctl_error(const char *fmt, const char *arg)
  * as a trusted operator call and relay the answer.
  */
 static int
-ctl_forward(struct ctl_conn *cc, struct msg *m)
+ctl_forward(struct ctl_conn *cc, struct msg *m, enum proc_id to)
 {
-	struct child	*st = &env->children[PROC_STATE];
+	struct child	*st = &env->children[to];
 	struct ctl_fwd	*f;
 	json_t		*req;
 	json_error_t	 jerr;
@@ -102,8 +102,8 @@ ctl_forward(struct ctl_conn *cc, struct msg *m)
 	json_object_set_new(req, "remote", json_string("byctl"));
 	s = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	if (s == NULL || msgchan_send_str(st->chan, MSG_STATE_CALL, reqid,
-	    s) == -1) {
+	if (s == NULL || msgchan_send_str(st->chan, to == PROC_SPAWN ?
+	    MSG_SPAWN_CALL : MSG_STATE_CALL, reqid, s) == -1) {
 		free(s);
 		return -1;
 	}
@@ -117,7 +117,7 @@ ctl_forward(struct ctl_conn *cc, struct msg *m)
 	return 0;
 }
 
-/* bystate answered a forwarded request. */
+/* bystate or byspawn answered a forwarded request. */
 void
 control_state_result(struct msg *m)
 {
@@ -175,9 +175,14 @@ ctl_dispatch(struct msgchan *c, struct msg *m, void *arg)
 			    "configuration reloaded");
 		break;
 	case MSG_CTL_STATE:
-		if (ctl_forward(cc, m) == 0)
+		if (ctl_forward(cc, m, PROC_STATE) == 0)
 			return;
 		res = ctl_error("%s", "the state service is not available");
+		break;
+	case MSG_CTL_SPAWN:
+		if (ctl_forward(cc, m, PROC_SPAWN) == 0)
+			return;
+		res = ctl_error("%s", "the spawner is not available");
 		break;
 	case MSG_CTL_LOG_LEVEL:
 		if ((lvl = log_level_parse(m->data)) == -1) {

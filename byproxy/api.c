@@ -31,12 +31,14 @@ struct api_pending {
 };
 
 static TAILQ_HEAD(, api_pending) pending = TAILQ_HEAD_INITIALIZER(pending);
-static api_send_fn	 send_fn;
+static api_send_fn	 send_fn;		/* to bystate */
+static api_send_fn	 spawn_send_fn;		/* to byspawn */
 
 void
-api_init(api_send_fn fn)
+api_init(api_send_fn state, api_send_fn spawn)
 {
-	send_fn = fn;
+	send_fn = state;
+	spawn_send_fn = spawn;
 }
 
 /*
@@ -60,9 +62,31 @@ api_auth(struct http_request *req)
 	    strncmp(tok, "by_", 3) == 0);
 }
 
+static int	 api_call_via(api_send_fn, uint32_t, struct http_request *,
+		    const char *, json_t *, api_done_fn, void *);
+
 int
 api_call(struct http_request *req, const char *op, json_t *args,
     api_done_fn done, void *arg)
+{
+	return api_call_via(send_fn, MSG_STATE_CALL, req, op, args, done, arg);
+}
+
+/*
+ * Ask byspawn (worker control); call only after bystate allowed it.
+ * The answer has bystate's shape and arrives through api_result.
+ */
+int
+api_call_spawn(struct http_request *req, const char *op, json_t *args,
+    api_done_fn done, void *arg)
+{
+	return api_call_via(spawn_send_fn, MSG_SPAWN_CALL, req, op, args, done,
+	    arg);
+}
+
+static int
+api_call_via(api_send_fn fn, uint32_t type, struct http_request *req,
+    const char *op, json_t *args, api_done_fn done, void *arg)
 {
 	struct api_pending	*p;
 	json_t			*call;
@@ -79,7 +103,7 @@ api_call(struct http_request *req, const char *op, json_t *args,
 		    "internal server error");
 	}
 	json_decref(call);
-	if (send_fn(MSG_STATE_CALL, reqid, s) == -1) {
+	if (fn(type, reqid, s) == -1) {
 		free(s);
 		return http_error(req, 503, "service_unavailable",
 		    "state service unavailable");

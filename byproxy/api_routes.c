@@ -24,7 +24,8 @@ api_routes_init(struct http_router *r)
 		if (http_router_add(r, &api_routes[i]) == -1)
 			return -1;
 	if (api_apps_routes(r) == -1 || api_auth_routes(r) == -1 ||
-	    api_bundles_routes(r) == -1)
+	    api_bundles_routes(r) == -1 ||
+	    api_workers_routes(r) == -1)
 		return -1;
 	return 0;
 }

@@ -44,6 +44,7 @@ static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_PONG, proxy_pong },
 	{ MSG_BUNDLE_FD, proxy_bundle_fd },
 	{ MSG_BUNDLE_RESULT, proxy_bundle_result },
+	{ MSG_SPAWN_RESULT, proxy_state_result },
 	{ 0, NULL }
 };
 
@@ -99,6 +100,12 @@ proxy_send_state(uint32_t type, uint32_t reqid, const char *s)
 }
 
 static int
+proxy_send_spawn(uint32_t type, uint32_t reqid, const char *s)
+{
+	return proc_send(PROC_SPAWN, type, reqid, -1, s, strlen(s));
+}
+
+static int
 external_https(const struct config *conf)
 {
 	const char	*u = conf->server.external_url;
@@ -130,7 +137,7 @@ proxy_start(void)
 	    http_router_group(proxy.router, "/api/v1/", http_api_headers) == -1 ||
 	    api_routes_init(proxy.router) == -1)
 		fatalx("routes");
-	api_init(proxy_send_state);
+	api_init(proxy_send_state, proxy_send_spawn);
 	if ((proxy.srv = http_server_new(proc_base, proxy.router)) == NULL)
 		fatal("http server");
 	http_server_set_hsts(proxy.srv, external_https(proc_conf));

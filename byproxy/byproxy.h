@@ -331,11 +331,13 @@ void		 proxy_health_set_timeout(int);
 /* api.c: the REST API's round trips to bystate */
 typedef int	(*api_send_fn)(uint32_t type, uint32_t reqid, const char *);
 typedef void	(*api_done_fn)(struct http_request *, json_t *res, void *);
-void		 api_init(api_send_fn);
+void		 api_init(api_send_fn state, api_send_fn spawn);
 /* Ask bystate; done (or, when NULL, api_reply) answers.  Takes args. */
 int		 api_call(struct http_request *, const char *op, json_t *args,
 		    api_done_fn, void *);
 void		 api_forward(struct http_request *, const char *op, json_t *);
+int		 api_call_spawn(struct http_request *, const char *op,
+		    json_t *args, api_done_fn, void *);
 void		 api_reply(struct http_request *, json_t *res);
 void		 api_result(uint32_t reqid, const char *, size_t);
 json_t		*api_body(struct http_request *, int empty_ok);
@@ -382,8 +384,9 @@ char		*api_query_get(const struct http_request *, const char *key);
 /* Decimal integer as Go's strconv.Atoi reads it, else def */
 int64_t		 api_parse_int(const char *, int64_t def);
 
-/* api_bundles.c: uploads */
+/* api_bundles.c: uploads; api_workers.c: start, runtime */
 int		 api_bundles_routes(struct http_router *);
+int		 api_workers_routes(struct http_router *);
 void		 api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *,
 		    int fd);
 void		 api_bundle_result(uint32_t reqid,

@@ -76,6 +76,12 @@ static const struct msg_handler spawn_proxy_handlers[] = {
 	{ MSG_BUNDLE_OPEN,	spawn_bundle_dispatch },
 	{ MSG_BUNDLE_UNPACK,	spawn_bundle_dispatch },
 	{ MSG_BUNDLE_DISCARD,	spawn_bundle_dispatch },
+	{ MSG_SPAWN_CALL,	spawn_call },
+	{ 0,			NULL }
+};
+
+static const struct msg_handler spawn_byd_handlers[] = {
+	{ MSG_SPAWN_CALL,	spawn_call },
 	{ 0,			NULL }
 };
 
@@ -88,6 +94,7 @@ static const struct helper spawn_helper = {
 	.shutdown = spawn_shutdown,
 	.handlers = {
 		[PROC_PROXY] = spawn_proxy_handlers,
+		[PROC_BYD] = spawn_byd_handlers,
 	},
 };
 

@@ -398,4 +398,7 @@ int	 bundle_storage_init(char *err, size_t errlen);
 void	 bundle_shutdown(void);
 void	 spawn_bundle_dispatch(struct msgchan *, struct msg *);
 
+/* spawn_api.c: MSG_SPAWN_CALL from byproxy and (for byctl) byd */
+void	 spawn_call(struct msgchan *, struct msg *);
+
 #endif /* BYSPAWN_H */

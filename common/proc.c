@@ -66,11 +66,14 @@ static const char *const msg_names[MSG_TYPE_MAX] = {
 	[MSG_BUNDLE_UNPACK] = "bundle_unpack",
 	[MSG_BUNDLE_RESULT] = "bundle_result",
 	[MSG_BUNDLE_DISCARD] = "bundle_discard",
+	[MSG_SPAWN_CALL] = "spawn_call",
+	[MSG_SPAWN_RESULT] = "spawn_result",
 	[MSG_CTL_STATUS] = "ctl_status",
 	[MSG_CTL_RELOAD] = "ctl_reload",
 	[MSG_CTL_LOG_LEVEL] = "ctl_log_level",
 	[MSG_CTL_RESULT] = "ctl_result",
 	[MSG_CTL_STATE] = "ctl_state",
+	[MSG_CTL_SPAWN] = "ctl_spawn",
 };
 
 struct event_base	*proc_base;

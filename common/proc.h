@@ -93,12 +93,20 @@ enum msg_type {
 	MSG_BUNDLE_RESULT,	/* struct msg_bundle_result */
 	MSG_BUNDLE_DISCARD,
 
+	/*
+	 * Worker control, byproxy (and byd, for byctl) -> byspawn: the
+	 * same JSON call and result shapes as MSG_STATE_CALL.
+	 */
+	MSG_SPAWN_CALL,
+	MSG_SPAWN_RESULT,
+
 	/* byctl <-> byd, on the admin socket */
 	MSG_CTL_STATUS,		/* -> JSON result */
 	MSG_CTL_RELOAD,		/* -> JSON result */
 	MSG_CTL_LOG_LEVEL,	/* string level -> JSON result */
 	MSG_CTL_RESULT,		/* JSON {"ok":true,...} or {"ok":false,"error":..} */
 	MSG_CTL_STATE,		/* JSON state call, forwarded to bystate */
+	MSG_CTL_SPAWN,		/* JSON spawn call, forwarded to byspawn */
 
 	MSG_TYPE_MAX
 };

@@ -1,0 +1,167 @@
+/*
+ * Worker control by message (MSG_SPAWN_CALL): byproxy asks after
+ * bystate has checked the caller; byd forwards byctl's requests.  The
+ * answer has the shape of bystate's: {"status","data"} or
+ * {"status","error","message"}.
+ *
+ *	workers.start	{app_id, bundle_id, memory_limit, cpu_limit}
+ *	workers.list	{app_id?}
+ *	workers.stop	{worker_id, app_id?}
+ */
+
+#include <sys/types.h>
+#include <sys/random.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "log.h"
+#include "byspawn.h"
+
+#define STOP_GRACE_MS	5000
+
+static json_t *
+call_fail(int status, const char *code, const char *message)
+{
+	return json_pack("{s:i s:s s:s}", "status", status, "error", code,
+	    "message", message);
+}
+
+static json_t *
+call_ok(int status, json_t *data)
+{
+	return json_pack("{s:i s:o}", "status", status, "data", data);
+}
+
+static void
+worker_uuid(char *buf, size_t len)
+{
+	unsigned char	 b[16];
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		fatal("getrandom");
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static void
+worker_exited(struct worker *w, void *arg)
+{
+	log_info("worker %s of app %s exited: code %d, signal %d%s%s", w->id,
+	    w->app_id, w->exit.code, w->exit.signal, w->exit.oom ?
+	    ", out of memory" : "", w->exit.stopped ? " (stopped)" : "");
+}
+
+static json_t *
+op_start(json_t *args)
+{
+	struct worker_spec	 spec;
+	struct worker		*w;
+	const char		*app, *bundle;
+	char			 id[MSG_ID_LEN], dir[PATH_MAX], err[512];
+
+	app = json_string_value(json_object_get(args, "app_id"));
+	bundle = json_string_value(json_object_get(args, "bundle_id"));
+	if (app == NULL || bundle == NULL || !msg_id_valid(app) ||
+	    !msg_id_valid(bundle))
+		return call_fail(400, "bad_request", "bad app or bundle id");
+	snprintf(dir, sizeof(dir), "%s/%s/%s",
+	    proc_conf->storage.bundle_server_path, app, bundle);
+	if (access(dir, F_OK) == -1)
+		return call_fail(409, "conflict",
+		    "the active bundle has no files");
+	worker_uuid(id, sizeof(id));
+	memset(&spec, 0, sizeof(spec));
+	spec.id = id;
+	spec.app_id = app;
+	spec.bundle_id = bundle;
+	spec.bundle_dir = dir;
+	spec.memory_limit = (uint64_t)json_integer_value(json_object_get(args,
+	    "memory_limit"));
+	spec.cpu_limit = json_number_value(json_object_get(args, "cpu_limit"));
+	spec.on_exit = worker_exited;
+	if (worker_spawn(&spec, &w, err, sizeof(err)) == -1) {
+		log_warnx("app %s: cannot start a worker: %s", app, err);
+		if (strstr(err, "slot") != NULL || strstr(err, "free") != NULL)
+			return call_fail(503, "service_unavailable",
+			    "server at capacity");
+		return call_fail(500, "internal_error",
+		    "internal server error");
+	}
+	log_info("worker %s of app %s started on port %d", w->id, app,
+	    w->port);
+	return call_ok(200, json_pack("{s:s s:s s:i}", "worker_id", w->id,
+	    "status", "starting", "port", w->port));
+}
+
+static json_t *
+op_list(json_t *args)
+{
+	const char	*app = json_string_value(json_object_get(args, "app_id"));
+	struct worker	*w;
+	json_t		*arr = json_array();
+
+	TAILQ_FOREACH(w, &workers, entry) {
+		if (app != NULL && strcmp(app, w->app_id) != 0)
+			continue;
+		json_array_append_new(arr, worker_to_json(w));
+	}
+	return call_ok(200, json_pack("{s:o}", "workers", arr));
+}
+
+static json_t *
+op_stop(json_t *args)
+{
+	const char	*id = json_string_value(json_object_get(args,
+			    "worker_id"));
+	const char	*app = json_string_value(json_object_get(args, "app_id"));
+	struct worker	*w;
+
+	if (id == NULL || (w = worker_find(id)) == NULL ||
+	    (app != NULL && strcmp(app, w->app_id) != 0))
+		return call_fail(404, "not_found", "worker not found");
+	if (w->state != WORKER_EXITED)
+		worker_stop(w, STOP_GRACE_MS);
+	return call_ok(200, worker_to_json(w));
+}
+
+void
+spawn_call(struct msgchan *c, struct msg *m)
+{
+	json_t		*req, *args, *res;
+	json_error_t	 jerr;
+	const char	*op;
+	char		*s;
+
+	if ((req = json_loadb(m->data, m->datalen, 0, &jerr)) == NULL)
+		fatalx("%s: bad spawn call: %s", c->name, jerr.text);
+	op = json_string_value(json_object_get(req, "op"));
+	args = json_object_get(req, "args");
+	if (op == NULL)
+		res = call_fail(400, "bad_request", "no op");
+	else if (strcmp(op, "workers.start") == 0)
+		res = op_start(args);
+	else if (strcmp(op, "workers.list") == 0)
+		res = op_list(args);
+	else if (strcmp(op, "workers.stop") == 0)
+		res = op_stop(args);
+	else {
+		log_warnx("%s: unknown spawn op %s", c->name, op);
+		res = call_fail(500, "internal_error", "internal server error");
+	}
+	json_decref(req);
+	if ((s = json_dumps(res, JSON_COMPACT)) == NULL)
+		fatalx("json_dumps");
+	json_decref(res);
+	if (msgchan_send_str(c, MSG_SPAWN_RESULT, m->hdr.peerid, s) == -1)
+		log_warn("%s: spawn result", c->name);
+	free(s);
+}

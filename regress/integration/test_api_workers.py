@@ -1,0 +1,102 @@
+"""Workers through the API: start one for the active bundle, see it in the
+runtime and in byctl, reach it on its port, stop it."""
+
+import http.client
+import json
+import os
+import time
+
+from harness import BydTestCase
+from test_api_bundles import targz
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "fixtures")
+
+
+def fixture_bundle(name):
+    d = os.path.join(FIXTURES, name)
+    files = []
+    for f in sorted(os.listdir(d)):
+        with open(os.path.join(d, f), "rb") as fh:
+            files.append((f, fh.read()))
+    return targz(files)
+
+
+def get_page(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/")
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r.status, body
+        except OSError:
+            time.sleep(0.1)
+    return None, b""
+
+
+class Workers(BydTestCase):
+
+    def test_start_runtime_stop(self):
+        b = self.byd
+        pub = b.token("pat", "publisher")
+        viewer = b.token("vic", "viewer")
+        b.api("POST", "/api/v1/apps", {"name": "hello"}, token=pub)
+
+        # no bundle yet
+        st, _, out = b.api("POST", "/api/v1/apps/hello/start", token=pub)
+        self.assertEqual(st, 409, out)
+        self.assertEqual(out["message"], "app has no active bundle")
+
+        st, _, out = b.api("POST", "/api/v1/apps/hello/bundles",
+                           raw=fixture_bundle("hello"), token=pub)
+        self.assertEqual(st, 202, out)
+
+        # only collaborators or better; others do not see the app
+        st, _, _ = b.api("POST", "/api/v1/apps/hello/start", token=viewer)
+        self.assertEqual(st, 404)
+        st, _, _ = b.api("GET", "/api/v1/apps/hello/runtime", token=viewer)
+        self.assertEqual(st, 404)
+
+        st, _, w = b.api("POST", "/api/v1/apps/hello/start", token=pub)
+        self.assertEqual(st, 200, w)
+        self.assertEqual(sorted(w), ["port", "status", "worker_id"])
+        port = w["port"]
+        self.assertTrue(10000 <= port <= 10999)
+
+        # the R worker answers on its port from the host
+        status, body = get_page(port)
+        self.assertEqual(status, 200, b.logtext()[-3000:])
+        self.assertIn(b"<html", body.lower())
+
+        st, _, rt = b.api("GET", "/api/v1/apps/hello/runtime", token=pub)
+        self.assertEqual(st, 200)
+        ids = [x["id"] for x in rt["workers"]]
+        self.assertEqual(ids, [w["worker_id"]])
+        self.assertGreaterEqual(rt["workers"][0]["uid"], 60000)
+
+        out = b.byctl("show", "workers").stdout
+        self.assertIn(w["worker_id"], out)
+        js = json.loads(b.byctl("--json", "show", "workers").stdout)
+        self.assertEqual([x["id"] for x in js], [w["worker_id"]])
+
+        b.byctl("worker", "stop", w["worker_id"])
+        deadline = time.time() + 20
+        state = None
+        while time.time() < deadline:
+            st, _, rt = b.api("GET", "/api/v1/apps/hello/runtime", token=pub)
+            state = rt["workers"][0]["state"] if rt["workers"] else "gone"
+            if state in ("exited", "gone"):
+                break
+            time.sleep(0.1)
+        self.assertIn(state, ("exited", "gone"))
+        r = b.byctl("worker", "stop", "nope", check=False)
+        self.assertNotEqual(r.returncode, 0)
+
+        # disabled apps start nothing
+        b.api("POST", "/api/v1/apps/hello/disable", token=pub)
+        st, _, out = b.api("POST", "/api/v1/apps/hello/start", token=pub)
+        self.assertEqual(st, 503)
+        self.assertEqual(out["message"], "app is disabled")
