@@ -10,7 +10,6 @@
  */
 
 #include <sys/types.h>
-#include <sys/random.h>
 
 #include <limits.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 
 #include "log.h"
 #include "byspawn.h"
+#include "uuid.h"
 
 #define STOP_GRACE_MS	5000
 
@@ -36,20 +36,6 @@ static json_t *
 call_ok(int status, json_t *data)
 {
 	return json_pack("{s:i s:o}", "status", status, "data", data);
-}
-
-static void
-worker_uuid(char *buf, size_t len)
-{
-	unsigned char	 b[16];
-
-	if (getrandom(b, sizeof(b), 0) != sizeof(b))
-		fatal("getrandom");
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 static void
@@ -78,7 +64,7 @@ op_start(json_t *args)
 	if (access(dir, F_OK) == -1)
 		return call_fail(409, "conflict",
 		    "the active bundle has no files");
-	worker_uuid(id, sizeof(id));
+	uuid_v4(id, sizeof(id));
 	memset(&spec, 0, sizeof(spec));
 	spec.id = id;
 	spec.app_id = app;

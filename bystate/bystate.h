@@ -33,6 +33,7 @@
 
 #include "msg.h"
 #include "proc.h"
+#include "uuid.h"
 
 enum db_driver {
 	DB_SQLITE,
@@ -290,10 +291,6 @@ extern const struct api_op api_bundle_ops[];	/* state_bundles.c */
 
 /* ---- apps, access, tags (state_apps.c, state_access.c, state_tags.c) ---- */
 
-#define UUID_LEN	37		/* 36 characters and the NUL */
-
-/* A random (version 4) UUID from getrandom(2), lowercase text. */
-void		 uuid_v4(char *, size_t);
 
 /*
  * A caller's relation to one app, weakest first, so that a capability

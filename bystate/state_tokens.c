@@ -48,19 +48,6 @@ random_bytes(void *buf, size_t len)
 	}
 }
 
-/* A random (version 4) UUID, as text. */
-static void
-token_uuid(char *buf, size_t len)
-{
-	unsigned char	 b[16];
-
-	random_bytes(b, sizeof(b));
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 /*
  * Base62 of a big-endian number, as the reference writes it: digits
@@ -230,7 +217,7 @@ token_mint(struct db *db, const char *sub, const char *name,
 	    sizeof(tok) - strlen(TOKEN_PREFIX));
 	explicit_bzero(raw, sizeof(raw));
 	sha256_raw(tok, strlen(tok), hash);
-	token_uuid(id, sizeof(id));
+	uuid_v4(id, sizeof(id));
 	db_timestamp(now, sizeof(now));
 	p[0] = DB_PTEXT(id);
 	p[1] = DB_PBLOB(hash, sizeof(hash));
