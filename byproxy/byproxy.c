@@ -39,12 +39,16 @@ static void	 proxy_state_result(struct msgchan *, struct msg *);
 
 static void	 proxy_bundle_fd(struct msgchan *, struct msg *);
 static void	 proxy_bundle_result(struct msgchan *, struct msg *);
+static void	 proxy_logs_data(struct msgchan *, struct msg *);
+static void	 proxy_logs_end(struct msgchan *, struct msg *);
 
 static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_PONG, proxy_pong },
 	{ MSG_BUNDLE_FD, proxy_bundle_fd },
 	{ MSG_BUNDLE_RESULT, proxy_bundle_result },
 	{ MSG_SPAWN_RESULT, proxy_state_result },
+	{ MSG_LOGS_DATA, proxy_logs_data },
+	{ MSG_LOGS_END, proxy_logs_end },
 	{ 0, NULL }
 };
 
@@ -240,4 +244,22 @@ proxy_bundle_result(struct msgchan *c, struct msg *m)
 	memcpy(&r, m->data, sizeof(r));
 	r.message[sizeof(r.message) - 1] = '\0';
 	api_bundle_result(m->hdr.peerid, &r);
+}
+
+static void
+proxy_logs_data(struct msgchan *c, struct msg *m)
+{
+	api_logs_data(m->hdr.peerid, m->data, m->datalen);
+}
+
+static void
+proxy_logs_end(struct msgchan *c, struct msg *m)
+{
+	struct msg_bundle_result	 r;
+
+	if (m->datalen != sizeof(r))
+		fatalx("bad logs end from %s", c->name);
+	memcpy(&r, m->data, sizeof(r));
+	r.message[sizeof(r.message) - 1] = '\0';
+	api_logs_end(m->hdr.peerid, &r);
 }

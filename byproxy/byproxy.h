@@ -387,6 +387,8 @@ int64_t		 api_parse_int(const char *, int64_t def);
 /* api_bundles.c: uploads; api_workers.c: start, runtime */
 int		 api_bundles_routes(struct http_router *);
 int		 api_workers_routes(struct http_router *);
+void		 api_logs_data(uint32_t reqid, const void *, size_t);
+void		 api_logs_end(uint32_t reqid, const struct msg_bundle_result *);
 void		 api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *,
 		    int fd);
 void		 api_bundle_result(uint32_t reqid,

@@ -43,6 +43,7 @@ spawn_start(void)
 static void
 spawn_stopped(void *arg)
 {
+	logsub_free();
 	workers_free();
 	/* empty now; a byd with a temporary control socket leaves no trace */
 	cgroup_remove_base();
@@ -77,6 +78,8 @@ static const struct msg_handler spawn_proxy_handlers[] = {
 	{ MSG_BUNDLE_UNPACK,	spawn_bundle_dispatch },
 	{ MSG_BUNDLE_DISCARD,	spawn_bundle_dispatch },
 	{ MSG_SPAWN_CALL,	spawn_call },
+	{ MSG_LOGS_SUBSCRIBE,	logsub_dispatch },
+	{ MSG_LOGS_CANCEL,	logsub_dispatch },
 	{ 0,			NULL }
 };
 

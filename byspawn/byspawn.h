@@ -401,4 +401,10 @@ void	 spawn_bundle_dispatch(struct msgchan *, struct msg *);
 /* spawn_api.c: MSG_SPAWN_CALL from byproxy and (for byctl) byd */
 void	 spawn_call(struct msgchan *, struct msg *);
 
+/* spawn_logsub.c: following worker logs for byproxy */
+void	 logsub_dispatch(struct msgchan *, struct msg *);
+void	 logsub_line(struct worker *, const struct worker_logline *, void *);
+void	 logsub_worker_exited(struct worker *);
+void	 logsub_free(void);
+
 #endif /* BYSPAWN_H */

@@ -44,6 +44,7 @@ worker_exited(struct worker *w, void *arg)
 	log_info("worker %s of app %s exited: code %d, signal %d%s%s", w->id,
 	    w->app_id, w->exit.code, w->exit.signal, w->exit.oom ?
 	    ", out of memory" : "", w->exit.stopped ? " (stopped)" : "");
+	logsub_worker_exited(w);
 }
 
 static json_t *
@@ -74,6 +75,7 @@ op_start(json_t *args)
 	    "memory_limit"));
 	spec.cpu_limit = json_number_value(json_object_get(args, "cpu_limit"));
 	spec.on_exit = worker_exited;
+	spec.on_log = logsub_line;
 	if (worker_spawn(&spec, &w, err, sizeof(err)) == -1) {
 		log_warnx("app %s: cannot start a worker: %s", app, err);
 		if (strstr(err, "slot") != NULL || strstr(err, "free") != NULL)

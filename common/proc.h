@@ -100,6 +100,17 @@ enum msg_type {
 	MSG_SPAWN_CALL,
 	MSG_SPAWN_RESULT,
 
+	/*
+	 * Worker logs, byproxy -> byspawn: SUBSCRIBE (struct msg_logs)
+	 * answers DATA (text, whole lines) zero or more times, then END
+	 * (struct msg_bundle_result: 0, or 404 and a message); CANCEL
+	 * (no payload) ends a subscription whose client went away.
+	 */
+	MSG_LOGS_SUBSCRIBE,
+	MSG_LOGS_DATA,
+	MSG_LOGS_END,
+	MSG_LOGS_CANCEL,
+
 	/* byctl <-> byd, on the admin socket */
 	MSG_CTL_STATUS,		/* -> JSON result */
 	MSG_CTL_RELOAD,		/* -> JSON result */
@@ -142,6 +153,12 @@ struct msg_bundle_result {
 	int64_t		files;
 	int64_t		bytes;
 	char		message[256];	/* for the client when status != 0 */
+};
+
+struct msg_logs {
+	char		app_id[MSG_ID_LEN];
+	char		worker_id[MSG_ID_LEN];
+	int32_t		follow;		/* stay for new lines until it exits */
 };
 
 /* A canonical lowercase UUID?  Ids become path names in byspawn. */

@@ -82,7 +82,48 @@ class Workers(BydTestCase):
         js = json.loads(b.byctl("--json", "show", "workers").stdout)
         self.assertEqual([x["id"] for x in js], [w["worker_id"]])
 
+        # logs: the ring so far, then (following) until the worker exits
+        base = "/api/v1/apps/hello/logs"
+        st, _, out = b.api("GET", base, token=pub)
+        self.assertEqual((st, out["message"]),
+                         (400, "worker_id query parameter is required"))
+        st, _, out = b.api("GET", base + "?worker_id=nope", token=pub)
+        self.assertEqual((st, out["message"]),
+                         (404, "worker not found for app"))
+        st, _, _ = b.api("GET", base + "?worker_id=" + w["worker_id"],
+                         token=viewer)
+        self.assertEqual(st, 404)
+        deadline = time.time() + 20
+        text = ""
+        while time.time() < deadline and "hello from stderr" not in text:
+            st, hdr, text = b.request(
+                "GET", base + "?stream=false&worker_id=" + w["worker_id"],
+                headers={"Authorization": "Bearer " + pub})
+            text = text.decode()
+            time.sleep(0.1)
+        self.assertEqual(st, 200)
+        self.assertTrue(hdr["content-type"].startswith("text/plain"))
+        self.assertIn("hello from stdout\n", text)
+        self.assertIn("hello from stderr\n", text)
+        follow = http.client.HTTPConnection("127.0.0.1", b.port, timeout=30)
+        follow.request("GET", base + "?worker_id=" + w["worker_id"],
+                       headers={"Authorization": "Bearer " + pub})
+        fr = follow.getresponse()
+        self.assertEqual(fr.status, 200)
+        # a follower that leaves early costs nothing and breaks nothing
+        gone = http.client.HTTPConnection("127.0.0.1", b.port, timeout=30)
+        gone.request("GET", base + "?worker_id=" + w["worker_id"],
+                     headers={"Authorization": "Bearer " + pub})
+        self.assertEqual(gone.getresponse().status, 200)
+        gone.close()
+        self.assertEqual(b.request("GET", "/healthz")[0], 200)
+        self.assertEqual(fr.getheader("Transfer-Encoding"), "chunked")
+
         b.byctl("worker", "stop", w["worker_id"])
+        # the followed stream ends when the worker does
+        body = fr.read().decode()
+        follow.close()
+        self.assertIn("hello from stdout", body)
         deadline = time.time() + 20
         state = None
         while time.time() < deadline:
