@@ -152,13 +152,39 @@ api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *r, int fd)
 		upload_discard(u);
 }
 
+/* Old bundles past storage.bundle_retention: their files go too. */
+static void
+upload_prune(struct upload *u, json_t *pruned)
+{
+	struct msg_bundle	 ids;
+	json_t			*id;
+	size_t			 i;
+
+	json_array_foreach(pruned, i, id) {
+		memset(&ids, 0, sizeof(ids));
+		strlcpy(ids.app_id, u->ids.app_id, sizeof(ids.app_id));
+		if (json_string_value(id) == NULL ||
+		    !msg_id_valid(json_string_value(id)))
+			continue;
+		strlcpy(ids.bundle_id, json_string_value(id),
+		    sizeof(ids.bundle_id));
+		proc_send(PROC_SPAWN, MSG_BUNDLE_DISCARD, 0, -1, &ids,
+		    sizeof(ids));
+	}
+}
+
 static void
 upload_created(struct http_request *req, json_t *res, void *arg)
 {
 	struct upload	*u = arg;
+	json_t		*data = json_object_get(res, "data");
 	int		 status;
 
 	status = (int)json_integer_value(json_object_get(res, "status"));
+	if (status < 300 && json_is_object(data)) {
+		upload_prune(u, json_object_get(data, "pruned"));
+		json_object_del(data, "pruned");
+	}
 	api_reply(req, res);
 	if (status >= 300)
 		upload_discard(u);
@@ -191,8 +217,9 @@ api_bundle_result(uint32_t reqid, const struct msg_bundle_result *r)
 	}
 	log_info("bundle %s: %lld files, %lld bytes unpacked",
 	    u->ids.bundle_id, (long long)r->files, (long long)r->bytes);
-	api_call(req, "bundles.create", json_pack("{s:s s:s}", "id",
-	    u->ids.app_id, "bundle_id", u->ids.bundle_id), upload_created, u);
+	api_call(req, "bundles.create", json_pack("{s:s s:s s:s}", "id",
+	    u->ids.app_id, "bundle_id", u->ids.bundle_id, "task_id",
+	    r->task_id), upload_created, u);
 }
 
 /* bystate said who may deploy where: have byspawn open the file. */
@@ -241,7 +268,64 @@ h_bundle_list(struct http_request *req, void *arg)
 	    http_request_param(req, "id")));
 }
 
+/* bystate said the caller may see the task's app: render the task. */
+static void
+task_allowed(struct http_request *req, json_t *res, void *arg)
+{
+	json_t		*t = json_object_get(res, "data"), *line;
+	struct evbuffer	*buf;
+	size_t		 i;
+
+	if (json_integer_value(json_object_get(res, "status")) != 200) {
+		api_reply(req, res);
+		return;
+	}
+	if (arg == NULL) {
+		http_reply_json(req, 200, json_pack("{s:O s:O s:O}", "id",
+		    json_object_get(t, "id"), "status",
+		    json_object_get(t, "status"), "created_at",
+		    json_object_get(t, "created_at")));
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	json_array_foreach(json_object_get(t, "lines"), i, line)
+		evbuffer_add_printf(buf, "%s\n", json_string_value(line));
+	http_reply_buffer(req, 200, "text/plain; charset=utf-8", buf);
+	evbuffer_free(buf);
+}
+
+/* byspawn knows the task and its app; bystate decides who sees it. */
+static void
+task_found(struct http_request *req, json_t *res, void *arg)
+{
+	json_t	*t = json_object_get(res, "data");
+
+	if (json_integer_value(json_object_get(res, "status")) != 200) {
+		api_reply(req, res);
+		return;
+	}
+	api_call(req, "tasks.check", json_pack("{s:O s:O}", "app_id",
+	    json_object_get(t, "app_id"), "task", t), task_allowed, arg);
+}
+
+static void
+h_task(struct http_request *req, void *arg)
+{
+	/* anonymous callers learn nothing, not even whether it exists */
+	if (http_header_get(req, "Authorization") == NULL) {
+		http_error(req, 401, "unauthorized", "authentication required");
+		return;
+	}
+	api_call_spawn(req, "tasks.get", json_pack("{s:s s:b}", "id",
+	    http_request_param(req, "id"), "lines", arg != NULL), task_found,
+	    arg);
+}
+
 static const struct http_route bundle_routes[] = {
+	{ "GET", "/api/v1/tasks/{id}", HTTP_LISTEN_MAIN, 0, 0, h_task, NULL },
+	{ "GET", "/api/v1/tasks/{id}/logs", HTTP_LISTEN_MAIN, 0, 0, h_task,
+	    "logs" },
 	/* the real cap is storage.max_bundle_size, set per request */
 	{ "POST", "/api/v1/apps/{id}/bundles", HTTP_LISTEN_MAIN, SIZE_MAX,
 	    HTTP_ROUTE_STREAM_BODY, h_bundle_upload, NULL },

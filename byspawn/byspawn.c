@@ -44,6 +44,7 @@ static void
 spawn_stopped(void *arg)
 {
 	logsub_free();
+	tasks_free();
 	workers_free();
 	/* empty now; a byd with a temporary control socket leaves no trace */
 	cgroup_remove_base();

@@ -407,4 +407,19 @@ void	 logsub_line(struct worker *, const struct worker_logline *, void *);
 void	 logsub_worker_exited(struct worker *);
 void	 logsub_free(void);
 
+/* spawn_tasks.c: what byspawn did for a deploy, with its log */
+enum task_state {
+	TASK_RUNNING,
+	TASK_COMPLETED,
+	TASK_FAILED,
+};
+struct task;
+struct task	*task_new(const char *app_id);
+const char	*task_id(const struct task *);
+void		 task_log(struct task *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 task_done(struct task *, int ok);
+json_t		*task_to_json(const char *id, int with_lines);
+void		 tasks_free(void);
+
 #endif /* BYSPAWN_H */

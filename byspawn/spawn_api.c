@@ -7,6 +7,7 @@
  *	workers.start	{app_id, bundle_id, memory_limit, cpu_limit}
  *	workers.list	{app_id?}
  *	workers.stop	{worker_id, app_id?}
+ *	tasks.get	{id, lines?}
  */
 
 #include <sys/types.h>
@@ -121,6 +122,22 @@ op_stop(json_t *args)
 	return call_ok(200, worker_to_json(w));
 }
 
+static json_t *
+op_task(json_t *args)
+{
+	const char	*id = json_string_value(json_object_get(args, "id"));
+	json_t		*t;
+	char		 msg[128];
+
+	if ((t = task_to_json(id, json_is_true(json_object_get(args,
+	    "lines")))) == NULL) {
+		snprintf(msg, sizeof(msg), "task %.64s not found",
+		    id ? id : "");
+		return call_fail(404, "not_found", msg);
+	}
+	return call_ok(200, t);
+}
+
 void
 spawn_call(struct msgchan *c, struct msg *m)
 {
@@ -141,6 +158,8 @@ spawn_call(struct msgchan *c, struct msg *m)
 		res = op_list(args);
 	else if (strcmp(op, "workers.stop") == 0)
 		res = op_stop(args);
+	else if (strcmp(op, "tasks.get") == 0)
+		res = op_task(args);
 	else {
 		log_warnx("%s: unknown spawn op %s", c->name, op);
 		res = call_fail(500, "internal_error", "internal server error");

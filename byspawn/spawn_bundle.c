@@ -37,6 +37,7 @@ struct unpacking {
 	struct unpack_job	*job;
 	struct event		*done_ev;	/* child exit, or timeout */
 	int			 uid;		/* slot held meanwhile, or -1 */
+	struct task		*task;
 };
 
 static TAILQ_HEAD(, unpacking) unpackings = TAILQ_HEAD_INITIALIZER(unpackings);
@@ -196,7 +197,11 @@ unpack_done(evutil_socket_t fd, short what, void *arg)
 		st = unpack_finish(u->job, &res, err, sizeof(err));
 	u->job = NULL;
 	memset(&r, 0, sizeof(r));
+	strlcpy(r.task_id, task_id(u->task), sizeof(r.task_id));
 	if (st != UNPACK_OK) {
+		task_log(u->task, "bundle rejected: %s", st == UNPACK_INTERNAL ?
+		    "internal server error" : err);
+		task_done(u->task, 0);
 		log_info("bundle %s rejected (%s): %s", u->ids.bundle_id,
 		    unpack_status_name(st), err);
 		bundle_remove(&u->ids);
@@ -207,6 +212,10 @@ unpack_done(evutil_socket_t fd, short what, void *arg)
 	} else {
 		r.files = (int64_t)res.files;
 		r.bytes = (int64_t)res.bytes;
+		task_log(u->task, "unpacked %llu files, %llu bytes",
+		    (unsigned long long)res.files,
+		    (unsigned long long)res.bytes);
+		task_done(u->task, 1);
 	}
 	if (msgchan_send(u->chan, MSG_BUNDLE_RESULT, u->reqid, -1, &r,
 	    sizeof(r)) == -1)
@@ -232,6 +241,8 @@ bundle_unpack_msg(struct msgchan *c, struct msg *m)
 	u->chan = c;
 	u->reqid = m->hdr.peerid;
 	u->uid = -1;
+	u->task = task_new(u->ids.app_id);
+	task_log(u->task, "unpacking bundle %s", u->ids.bundle_id);
 	TAILQ_INSERT_TAIL(&unpackings, u, entry);
 	bundle_path(&u->ids, ".tar.gz", path, sizeof(path));
 	bundle_path(&u->ids, "", dest, sizeof(dest));
@@ -260,6 +271,8 @@ bundle_unpack_msg(struct msgchan *c, struct msg *m)
 	return;
  fail:
 	log_warnx("bundle %s: %s", u->ids.bundle_id, err);
+	task_log(u->task, "bundle rejected: internal server error");
+	task_done(u->task, 0);
 	bundle_remove(&u->ids);
 	bundle_answer(c, MSG_BUNDLE_RESULT, u->reqid, 500,
 	    "internal server error", -1);

@@ -37,6 +37,8 @@ op_bundles_begin(struct api_ctx *ctx)
 	    "app_name", app.name, "bundle_id", id));
 }
 
+static json_t	*bundles_prune(struct db *, const char *, const char *);
+
 /*
  * The bundle unpacked: record it as ready and make it the app's active
  * bundle (dependency builds come with their own issue; until then a
@@ -50,7 +52,8 @@ op_bundles_create(struct api_ctx *ctx)
 	struct db	*db = state_handle();
 	struct db_param	 p[4];
 	const char	*bid = op_arg(ctx, "bundle_id");
-	char		 now[32], task[UUID_LEN];
+	const char	*task = op_arg(ctx, "task_id");
+	char		 now[32];
 
 	if (app_resolve(ctx, op_arg(ctx, "id"), &app) != 1)
 		return;
@@ -82,14 +85,63 @@ op_bundles_create(struct api_ctx *ctx)
 		goto fail;
 	audit_log(ctx, "bundle.upload", app.id, json_pack("{s:s}",
 	    "bundle_id", bid));
-	/* the task that will carry build logs; the unpack is all it did */
-	uuid_v4(task, sizeof(task));
-	api_ok(ctx, 202, json_pack("{s:s s:s}", "bundle_id", bid, "task_id",
-	    task));
+	/* byspawn's task, which holds the unpack's log */
+	api_ok(ctx, 202, json_pack("{s:s s:s s:o}", "bundle_id", bid,
+	    "task_id", task != NULL ? task : "", "pruned",
+	    bundles_prune(db, app.id, bid)));
 	return;
  fail:
 	db_rollback(db);
 	api_internal(ctx, "bundles.create");
+}
+
+struct prune {
+	int64_t	 keep;		/* non-active bundles to keep */
+	int64_t	 seen;
+	json_t	*ids;		/* the ones beyond */
+};
+
+static int
+prune_row(const struct db_row *r, void *arg)
+{
+	struct prune	*p = arg;
+
+	if (++p->seen > p->keep)
+		json_array_append_new(p->ids, json_string(db_row_text(r, 0)));
+	return 0;
+}
+
+/*
+ * storage.bundle_retention: keep the active bundle and the newest
+ * retention others; the rows of the rest go, and their ids are
+ * returned so that byproxy has byspawn remove the files.
+ */
+static json_t *
+bundles_prune(struct db *db, const char *app_id, const char *active)
+{
+	struct prune	 p;
+	struct db_param	 prm[2];
+	json_t		*id;
+	size_t		 i;
+
+	p.keep = proc_conf->storage.bundle_retention;
+	p.seen = 0;
+	p.ids = json_array();
+	prm[0] = DB_PTEXT(app_id);
+	prm[1] = DB_PTEXT(active);
+	if (db_query(db, "SELECT id FROM bundles WHERE app_id = $1 AND "
+	    "id <> $2 ORDER BY uploaded_at DESC, id DESC", prm, 2, prune_row,
+	    &p) == -1) {
+		log_warnx("bundle retention: %s", db_error(db));
+		return p.ids;
+	}
+	json_array_foreach(p.ids, i, id) {
+		prm[0] = DB_PTEXT(json_string_value(id));
+		if (db_exec(db, "DELETE FROM bundles WHERE id = $1", prm,
+		    1) == -1)
+			log_warnx("bundle retention: %s", db_error(db));
+	}
+	return p.ids;
 }
 
 static int
@@ -220,7 +272,31 @@ op_workers_check(struct api_ctx *ctx)
 	api_ok(ctx, 200, json_pack("{s:s}", "app_id", app.id));
 }
 
+/*
+ * GET /api/v1/tasks/{id}[/logs]: byproxy learnt the task's app from
+ * byspawn; any relation to that app may see it.  The task comes back
+ * unchanged in data.
+ */
+static void
+op_tasks_check(struct api_ctx *ctx)
+{
+	struct app_ref	 app;
+	json_t		*task = json_object_get(ctx->args, "task");
+	char		 msg[128];
+
+	if (app_resolve(ctx, op_arg(ctx, "app_id"), &app) != 1) {
+		/* app_resolve said "app not found": say what was asked */
+		snprintf(msg, sizeof(msg), "task %.64s not found",
+		    json_string_value(json_object_get(task, "id")) ?: "");
+		if (ctx->status == 404)
+			api_fail(ctx, 404, "not_found", "%s", msg);
+		return;
+	}
+	api_ok(ctx, 200, json_incref(task));
+}
+
 const struct api_op api_bundle_ops[] = {
+	{ "tasks.check",	API_USER,	op_tasks_check },
 	{ "workers.prepare",	API_USER,	op_workers_prepare },
 	{ "workers.check",	API_USER,	op_workers_check },
 	{ "bundles.begin",	API_USER,	op_bundles_begin },

@@ -153,6 +153,7 @@ struct msg_bundle_result {
 	int64_t		files;
 	int64_t		bytes;
 	char		message[256];	/* for the client when status != 0 */
+	char		task_id[MSG_ID_LEN];	/* the unpack's task, or "" */
 };
 
 struct msg_logs {

@@ -72,6 +72,22 @@ class Bundles(BydTestCase):
         self.assertEqual(st, 202, out)
         self.assertEqual(sorted(out), ["bundle_id", "task_id"])
         bid = out["bundle_id"]
+        tid = out["task_id"]
+        st, _, task = b.api("GET", "/api/v1/tasks/" + tid, token=pub)
+        self.assertEqual(st, 200, task)
+        self.assertEqual(sorted(task), ["created_at", "id", "status"])
+        self.assertEqual((task["id"], task["status"]), (tid, "completed"))
+        st, hdr, log = b.request("GET", "/api/v1/tasks/%s/logs" % tid,
+                                 headers={"Authorization": "Bearer " + pub})
+        self.assertEqual(st, 200)
+        self.assertTrue(hdr["content-type"].startswith("text/plain"))
+        self.assertIn(b"unpacked 2 files", log)
+        st, _, out2 = b.api("GET", "/api/v1/tasks/" + tid, token=viewer)
+        self.assertEqual(st, 404)
+        st, _, out2 = b.api("GET", "/api/v1/tasks/" + tid)
+        self.assertEqual(st, 401)
+        st, _, out2 = b.api("GET", "/api/v1/tasks/nope", token=pub)
+        self.assertEqual((st, out2["message"]), (404, "task nope not found"))
         st, _, lst = b.api("GET", "/api/v1/apps/hello/bundles", token=pub)
         self.assertEqual(st, 200)
         self.assertEqual([x["id"] for x in lst["bundles"]], [bid])
@@ -168,3 +184,37 @@ class BundleSizeLimit(BydTestCase):
         st, _, out = b.api("POST", "/api/v1/apps/big/bundles", raw=small,
                            token=pub)
         self.assertEqual(st, 202, out)
+
+
+class Retention(BydTestCase):
+
+    def test_bundle_retention_prunes_oldest(self):
+        b = self.byd
+        b.stop()
+        b.write_config(text=b.config_text().replace(
+            "[storage]\n", "[storage]\nbundle_retention = 1\n"))
+        b.start()
+        pub = b.token("pat", "publisher")
+        st, _, app = b.api("POST", "/api/v1/apps", {"name": "r"}, token=pub)
+        ids = []
+        for i in range(3):
+            st, _, out = b.api("POST", "/api/v1/apps/r/bundles",
+                               raw=targz([("app.R", APP_R + b"#%d" % i)]),
+                               token=pub)
+            self.assertEqual(st, 202, out)
+            self.assertEqual(sorted(out), ["bundle_id", "task_id"])
+            ids.append(out["bundle_id"])
+        st, _, lst = b.api("GET", "/api/v1/apps/r/bundles", token=pub)
+        self.assertEqual([x["id"] for x in lst["bundles"]],
+                         [ids[2], ids[1]])
+        d = os.path.join(b.dir, "bundles", app["id"])
+        gone = False
+        for _ in range(100):
+            left = os.listdir(d)
+            if ids[0] not in left and ids[0] + ".tar.gz" not in left:
+                gone = True
+                break
+            time.sleep(0.02)
+        self.assertTrue(gone, left)
+        self.assertIn(ids[1], os.listdir(d))
+        self.assertIn(ids[2], os.listdir(d))

@@ -1,0 +1,136 @@
+/*
+ * Tasks: the record of work byspawn does for a deploy (unpacking now,
+ * dependency builds later), with its log, kept in memory for the
+ * reference's GET /api/v1/tasks/{id} and .../logs.  Tasks are lost on
+ * restart, as in the reference; the newest TASKS_MAX are kept.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bsd/string.h>
+
+#include "log.h"
+#include "uuid.h"
+#include "byspawn.h"
+
+#define TASKS_MAX	1000
+#define TASK_LINES_MAX	50000
+
+struct task {
+	TAILQ_ENTRY(task)	 entry;
+	char			 id[UUID_LEN];
+	char			 app_id[MSG_ID_LEN];
+	char			 created_at[32];
+	enum task_state		 state;
+	json_t			*lines;		/* array of strings */
+};
+
+static TAILQ_HEAD(, task) tasks = TAILQ_HEAD_INITIALIZER(tasks);
+static size_t		 ntasks;
+
+static void
+task_free(struct task *t)
+{
+	TAILQ_REMOVE(&tasks, t, entry);
+	json_decref(t->lines);
+	free(t);
+	ntasks--;
+}
+
+struct task *
+task_new(const char *app_id)
+{
+	struct task	*t;
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+
+	if (ntasks >= TASKS_MAX)
+		task_free(TAILQ_FIRST(&tasks));
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		fatal("calloc");
+	uuid_v4(t->id, sizeof(t->id));
+	strlcpy(t->app_id, app_id, sizeof(t->app_id));
+	gmtime_r(&now, &tm);
+	strftime(t->created_at, sizeof(t->created_at), "%Y-%m-%dT%H:%M:%SZ",
+	    &tm);
+	t->state = TASK_RUNNING;
+	t->lines = json_array();
+	TAILQ_INSERT_TAIL(&tasks, t, entry);
+	ntasks++;
+	return t;
+}
+
+const char *
+task_id(const struct task *t)
+{
+	return t->id;
+}
+
+void
+task_log(struct task *t, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 line[1024];
+
+	if (json_array_size(t->lines) >= TASK_LINES_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	json_array_append_new(t->lines, json_string(line));
+}
+
+void
+task_done(struct task *t, int ok)
+{
+	t->state = ok ? TASK_COMPLETED : TASK_FAILED;
+}
+
+static const char *
+task_state_name(enum task_state s)
+{
+	switch (s) {
+	case TASK_RUNNING:
+		return "running";
+	case TASK_COMPLETED:
+		return "completed";
+	case TASK_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+/* For spawn_api.c: {id, app_id, status, created_at, lines?}, or NULL. */
+json_t *
+task_to_json(const char *id, int with_lines)
+{
+	struct task	*t;
+	json_t		*o;
+
+	if (id == NULL)
+		return NULL;
+	TAILQ_FOREACH(t, &tasks, entry)
+		if (strcmp(t->id, id) == 0)
+			break;
+	if (t == NULL)
+		return NULL;
+	o = json_pack("{s:s s:s s:s s:s}", "id", t->id, "app_id", t->app_id,
+	    "status", task_state_name(t->state), "created_at", t->created_at);
+	if (with_lines)
+		json_object_set(o, "lines", t->lines);
+	return o;
+}
+
+void
+tasks_free(void)
+{
+	while (!TAILQ_EMPTY(&tasks))
+		task_free(TAILQ_FIRST(&tasks));
+}
