@@ -75,8 +75,10 @@ op_bundles_create(struct api_ctx *ctx)
 	p[2] = DB_PTEXT(now);
 	p[3] = DB_PTEXT(ctx->caller.sub);
 	if (db_exec(db, "INSERT INTO bundles (id, app_id, status, "
-	    "uploaded_at, deployed_by, deployed_at, pinned) VALUES "
-	    "($1, $2, 'ready', $3, $4, $3, 0)", p, 4) == -1)
+	    "uploaded_at, deployed_by, deployed_at, pinned, upload_seq) "
+	    "VALUES ($1, $2, 'ready', $3, $4, $3, 0, (SELECT "
+	    "COALESCE(MAX(upload_seq), 0) + 1 FROM bundles WHERE app_id = $2))",
+	    p, 4) == -1)
 		goto fail;
 	if (db_exec(db, "UPDATE apps SET active_bundle = $1, updated_at = $3 "
 	    "WHERE id = $2", p, 3) == -1)
@@ -130,8 +132,8 @@ bundles_prune(struct db *db, const char *app_id, const char *active)
 	prm[0] = DB_PTEXT(app_id);
 	prm[1] = DB_PTEXT(active);
 	if (db_query(db, "SELECT id FROM bundles WHERE app_id = $1 AND "
-	    "id <> $2 ORDER BY uploaded_at DESC, id DESC", prm, 2, prune_row,
-	    &p) == -1) {
+	    "id <> $2 ORDER BY upload_seq DESC, uploaded_at DESC, id DESC",
+	    prm, 2, prune_row, &p) == -1) {
 		log_warnx("bundle retention: %s", db_error(db));
 		return p.ids;
 	}
@@ -176,7 +178,8 @@ op_bundles_list(struct api_ctx *ctx)
 	p[0] = DB_PTEXT(app.id);
 	if (db_query(state_handle(), "SELECT id, app_id, status, uploaded_at, "
 	    "deployed_by, deployed_at, pinned FROM bundles WHERE app_id = $1 "
-	    "ORDER BY uploaded_at DESC, id DESC", p, 1, bundle_row, arr) ==
+	    "ORDER BY upload_seq DESC, uploaded_at DESC, id DESC", p, 1,
+	    bundle_row, arr) ==
 	    -1) {
 		json_decref(arr);
 		api_internal(ctx, "bundles.list");

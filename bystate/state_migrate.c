@@ -391,10 +391,28 @@ static const char postgres_001_initial[] =
     ");\n";
 
 /* In order, numbered from 1 without gaps (the regress test checks). */
+/*
+ * 002_bundle_seq: uploads of one app in the same second need an order
+ * (listing newest first, pruning oldest first); a per-app sequence
+ * number gives it on both engines.  Existing rows keep 0 and fall back
+ * to uploaded_at.
+ */
+static const char sqlite_002_bundle_seq[] =
+	"ALTER TABLE bundles ADD COLUMN upload_seq INTEGER NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX idx_bundles_app_seq ON bundles(app_id, upload_seq);\n";
+
+static const char postgres_002_bundle_seq[] =
+	"ALTER TABLE bundles ADD COLUMN upload_seq INTEGER NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX idx_bundles_app_seq ON bundles(app_id, upload_seq);\n";
+
 const struct migration migrations[] = {
 	{ 1, "001_initial", {
 		[DB_SQLITE] = sqlite_001_initial,
 		[DB_POSTGRES] = postgres_001_initial,
+	} },
+	{ 2, "002_bundle_seq", {
+		[DB_SQLITE] = sqlite_002_bundle_seq,
+		[DB_POSTGRES] = postgres_002_bundle_seq,
 	} },
 };
 const size_t nmigrations = sizeof(migrations) / sizeof(migrations[0]);

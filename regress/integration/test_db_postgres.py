@@ -64,10 +64,10 @@ class OnPostgres(unittest.TestCase):
     def test_status_shows_driver_and_schema_version(self):
         self.byd.start()
         out = self.byd.byctl("status").stdout
-        self.assertIn("schema version: 1\n", out)
+        self.assertIn("schema version: 2\n", out)
         self.assertIn("database:       postgres\n", out)
         j = json.loads(self.byd.byctl("--json", "status").stdout)
-        self.assertEqual(j["schema_version"], 1)
+        self.assertEqual(j["schema_version"], 2)
         self.assertEqual(j["database"], "postgres")
 
     def test_tables_are_in_the_postgres_database(self):
@@ -76,8 +76,8 @@ class OnPostgres(unittest.TestCase):
                             "schemaname = 'public' ORDER BY 1")
         self.assertEqual([r[0] for r in rows], TABLES)
         self.assertEqual(self.byd.sql("SELECT version, name FROM "
-                                      "schema_migrations"),
-                         [(1, "001_initial")])
+                                      "schema_migrations ORDER BY 1"),
+                         [(1, "001_initial"), (2, "002_bundle_seq")])
         self.assertEqual(self.byd.sql(
             "SELECT data_type FROM information_schema.columns WHERE "
             "table_name = 'personal_access_tokens' AND column_name = "
@@ -122,9 +122,9 @@ class OnPostgres(unittest.TestCase):
         self.byd.token("bob", "viewer")
         self.byd.stop()
         self.byd.start()
-        self.assertIn("schema version 1, up to date", self.byd.logtext())
+        self.assertIn("schema version 2, up to date", self.byd.logtext())
         self.assertEqual(self.byd.sql("SELECT count(*) FROM "
-                                      "schema_migrations"), [(1,)])
+                                      "schema_migrations"), [(2,)])
         self.assertEqual(self.byd.sql("SELECT sub FROM users"), [("bob",)])
 
     def test_password_stays_out_of_the_log(self):

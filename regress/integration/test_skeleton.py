@@ -156,7 +156,7 @@ class Control(BydTestCase):
             self.assertEqual(p["state"], "running")
             self.assertGreaterEqual(p["uptime"], 0)
         self.assertEqual(j["config_file"], self.byd.conf)
-        self.assertEqual(j["schema_version"], 1)
+        self.assertEqual(j["schema_version"], 2)
 
     def test_socket_mode_and_group(self):
         st = os.stat(self.byd.sock)
