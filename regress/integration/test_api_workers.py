@@ -141,3 +141,54 @@ class Workers(BydTestCase):
         st, _, out = b.api("POST", "/api/v1/apps/hello/start", token=pub)
         self.assertEqual(st, 503)
         self.assertEqual(out["message"], "app is disabled")
+
+
+def worker_uid_pids(lo=60000, hi=60999):
+    """Processes running as a worker uid, from /proc."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if lo <= int(line.split()[2]) <= hi:
+                            out.append(int(d))
+                        break
+        except OSError:
+            pass
+    return out
+
+
+class Restart(BydTestCase):
+
+    def test_killed_byd_leaves_no_worker_behind(self):
+        import signal
+        b = self.byd
+        pub = b.token("pat", "publisher")
+        b.api("POST", "/api/v1/apps", {"name": "hello"}, token=pub)
+        st, _, out = b.api("POST", "/api/v1/apps/hello/bundles",
+                           raw=fixture_bundle("hello"), token=pub)
+        self.assertEqual(st, 202, out)
+        st, _, w = b.api("POST", "/api/v1/apps/hello/start", token=pub)
+        self.assertEqual(st, 200, w)
+        self.assertEqual(get_page(w["port"])[0], 200)
+        self.assertTrue(worker_uid_pids())
+
+        # byd dies without a word: its helpers and their workers follow
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait(10)
+        b.logf.close()
+        deadline = time.time() + 15
+        while time.time() < deadline and worker_uid_pids():
+            time.sleep(0.1)
+        self.assertEqual(worker_uid_pids(), [])
+
+        # a new byd on the same files starts clean and can start again
+        b.start()
+        st, _, rt = b.api("GET", "/api/v1/apps/hello/runtime", token=pub)
+        self.assertEqual((st, rt["workers"]), (200, []))
+        st, _, w2 = b.api("POST", "/api/v1/apps/hello/start", token=pub)
+        self.assertEqual(st, 200, w2)
+        self.assertEqual(get_page(w2["port"])[0], 200)
