@@ -91,6 +91,30 @@ op_start(json_t *args)
 	    "status", "starting", "port", w->port));
 }
 
+/*
+ * Our record of a worker plus the fields of the reference's runtime
+ * answer: status active|draining|ended, stats, sessions.
+ */
+static json_t *
+worker_runtime_json(const struct worker *w)
+{
+	json_t	*o = worker_to_json(w), *usage;
+
+	usage = json_object_get(o, "usage");
+	json_object_set_new(o, "status", json_string(
+	    w->state == WORKER_EXITED ? "ended" :
+	    w->state == WORKER_STOPPING ? "draining" : "active"));
+	if (w->state == WORKER_EXITED)
+		json_object_set_new(o, "stats", json_null());
+	else
+		json_object_set_new(o, "stats", json_pack("{s:O? s:I}",
+		    "memory_usage_bytes", json_object_get(usage,
+		    "memory_bytes"), "memory_limit_bytes",
+		    (json_int_t)w->memory_limit));
+	json_object_set_new(o, "sessions", json_array());
+	return o;
+}
+
 static json_t *
 op_list(json_t *args)
 {
@@ -101,9 +125,11 @@ op_list(json_t *args)
 	TAILQ_FOREACH(w, &workers, entry) {
 		if (app != NULL && strcmp(app, w->app_id) != 0)
 			continue;
-		json_array_append_new(arr, worker_to_json(w));
+		json_array_append_new(arr, worker_runtime_json(w));
 	}
-	return call_ok(200, json_pack("{s:o}", "workers", arr));
+	/* sessions are counted once the proxy has them (issue 5) */
+	return call_ok(200, json_pack("{s:o s:i}", "workers", arr,
+	    "active_sessions", 0));
 }
 
 static json_t *

@@ -76,6 +76,11 @@ class Workers(BydTestCase):
         ids = [x["id"] for x in rt["workers"]]
         self.assertEqual(ids, [w["worker_id"]])
         self.assertGreaterEqual(rt["workers"][0]["uid"], 60000)
+        rw = rt["workers"][0]
+        self.assertEqual(rw["status"], "active")
+        self.assertEqual(rw["sessions"], [])
+        self.assertGreater(rw["stats"]["memory_usage_bytes"], 0)
+        self.assertEqual(rt["active_sessions"], 0)
 
         out = b.byctl("show", "workers").stdout
         self.assertIn(w["worker_id"], out)
@@ -130,6 +135,8 @@ class Workers(BydTestCase):
             st, _, rt = b.api("GET", "/api/v1/apps/hello/runtime", token=pub)
             state = rt["workers"][0]["state"] if rt["workers"] else "gone"
             if state in ("exited", "gone"):
+                if rt["workers"]:
+                    self.assertEqual(rt["workers"][0]["status"], "ended")
                 break
             time.sleep(0.1)
         self.assertIn(state, ("exited", "gone"))
