@@ -279,10 +279,6 @@ static const struct http_route app_routes[] = {
 int
 api_apps_routes(struct http_router *r)
 {
-	size_t	 i;
-
-	for (i = 0; i < sizeof(app_routes) / sizeof(app_routes[0]); i++)
-		if (http_router_add(r, &app_routes[i]) == -1)
-			return -1;
-	return 0;
+	return http_router_add_table(r, app_routes,
+	    sizeof(app_routes) / sizeof(app_routes[0]));
 }

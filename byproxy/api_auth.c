@@ -136,11 +136,9 @@ static const struct http_route auth_routes[] = {
 int
 api_auth_routes(struct http_router *r)
 {
-	size_t	 i;
-
-	for (i = 0; i < sizeof(auth_routes) / sizeof(auth_routes[0]); i++)
-		if (http_router_add(r, &auth_routes[i]) == -1)
-			return -1;
+	if (http_router_add_table(r, auth_routes,
+	    sizeof(auth_routes) / sizeof(auth_routes[0])) == -1)
+		return -1;
 	/* the per-client limits guard every route, not only these */
 	http_router_gate(r, ratelimit_gate);
 	return 0;

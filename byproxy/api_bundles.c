@@ -336,10 +336,6 @@ static const struct http_route bundle_routes[] = {
 int
 api_bundles_routes(struct http_router *r)
 {
-	size_t	 i;
-
-	for (i = 0; i < sizeof(bundle_routes) / sizeof(bundle_routes[0]); i++)
-		if (http_router_add(r, &bundle_routes[i]) == -1)
-			return -1;
-	return 0;
+	return http_router_add_table(r, bundle_routes,
+	    sizeof(bundle_routes) / sizeof(bundle_routes[0]));
 }

@@ -205,10 +205,6 @@ static const struct http_route worker_routes[] = {
 int
 api_workers_routes(struct http_router *r)
 {
-	size_t	 i;
-
-	for (i = 0; i < sizeof(worker_routes) / sizeof(worker_routes[0]); i++)
-		if (http_router_add(r, &worker_routes[i]) == -1)
-			return -1;
-	return 0;
+	return http_router_add_table(r, worker_routes,
+	    sizeof(worker_routes) / sizeof(worker_routes[0]));
 }

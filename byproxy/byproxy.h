@@ -305,6 +305,8 @@ const char	*http_reason(int status);
 /* http_router.c */
 struct http_router *http_router_new(void);
 void		 http_router_free(struct http_router *);
+int		 http_router_add_table(struct http_router *,
+		    const struct http_route *, size_t);
 int		 http_router_add(struct http_router *,
 		    const struct http_route *);
 int		 http_router_group(struct http_router *, const char *prefix,

@@ -415,3 +415,16 @@ http_api_headers(struct http_request *req)
 	    "default-src 'none'; frame-ancestors 'none'");
 	http_add_header(req, "Cache-Control", "no-store");
 }
+
+/* Every route of a table, in order; -1 at the first that fails. */
+int
+http_router_add_table(struct http_router *r, const struct http_route *t,
+    size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (http_router_add(r, &t[i]) == -1)
+			return -1;
+	return 0;
+}

@@ -288,6 +288,7 @@ extern const struct api_op api_tag_ops[];	/* state_tags.c */
 extern const struct api_op api_user_ops[];	/* state_users.c */
 extern const struct api_op api_token_ops[];	/* state_tokens.c */
 extern const struct api_op api_bundle_ops[];	/* state_bundles.c */
+extern const struct api_op api_worker_ops[];	/* state_workers.c */
 
 /* ---- apps, access, tags (state_apps.c, state_access.c, state_tags.c) ---- */
 
@@ -339,6 +340,12 @@ int		 memory_limit_parse(const char *, uint64_t *);
 int		 cron_valid(const char *);
 /* The argument of an op as a string, or NULL. */
 const char	*op_arg(struct api_ctx *, const char *);
+/*
+ * A string field of a body: absent or null gives def; another type
+ * answers 400 "<bodymsg>: <key> must be a string" and returns -1.
+ */
+int		 op_str(struct api_ctx *, json_t *body, const char *key,
+		    const char *def, const char *bodymsg, const char **out);
 /* The JSON body of an op, or NULL after answering 400 with message. */
 json_t		*op_body(struct api_ctx *, const char *message);
 /* Start the alias and soft-delete sweep (idempotent, runs it once now). */

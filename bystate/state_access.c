@@ -26,24 +26,6 @@ access_app(struct api_ctx *ctx, struct app_ref *a)
 	return 1;
 }
 
-/* A grant field must be a string when present (null counts as absent). */
-static int
-grant_field(struct api_ctx *ctx, json_t *body, const char *key,
-    const char **out)
-{
-	json_t	*v = json_object_get(body, key);
-
-	*out = "";
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (!json_is_string(v)) {
-		api_fail(ctx, 400, "bad_request",
-		    "invalid request body: %s must be a string", key);
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
 
 /* POST /api/v1/apps/{id}/access: upsert; re-granting changes the role */
 static void
@@ -62,9 +44,11 @@ op_access_grant(struct api_ctx *ctx)
 	}
 	if (!access_app(ctx, &a) ||
 	    (body = op_body(ctx, "invalid request body")) == NULL ||
-	    grant_field(ctx, body, "principal", &principal) == -1 ||
-	    grant_field(ctx, body, "kind", &kind) == -1 ||
-	    grant_field(ctx, body, "role", &role) == -1)
+	    op_str(ctx, body, "principal", "",
+	    "invalid request body", &principal) == -1 ||
+	    op_str(ctx, body, "kind", "",
+	    "invalid request body", &kind) == -1 ||
+	    op_str(ctx, body, "role", "", "invalid request body", &role) == -1)
 		goto out;
 	if (strcmp(kind, "user") != 0) {
 		api_fail(ctx, 400, "bad_request", "kind must be 'user'");

@@ -32,6 +32,7 @@ static const struct api_op *const api_tables[] = {
 	api_user_ops,
 	api_token_ops,
 	api_bundle_ops,
+	api_worker_ops,
 };
 
 static const struct api_op *

@@ -82,6 +82,24 @@ op_arg(struct api_ctx *ctx, const char *key)
 	return json_string_value(json_object_get(ctx->args, key));
 }
 
+int
+op_str(struct api_ctx *ctx, json_t *body, const char *key, const char *def,
+    const char *bodymsg, const char **out)
+{
+	json_t	*v = json_object_get(body, key);
+
+	*out = def;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		api_fail(ctx, 400, "bad_request", "%s: %s must be a string",
+		    bodymsg, key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
 json_t *
 op_body(struct api_ctx *ctx, const char *message)
 {
@@ -1075,24 +1093,6 @@ struct app_patch {
 	json_t		*mounts;	/* array, or NULL to keep */
 };
 
-/* A string field: absent and null leave it alone.  -1 answered 400. */
-static int
-patch_str(struct api_ctx *ctx, json_t *body, const char *key,
-    const char **out)
-{
-	json_t	*v = json_object_get(body, key);
-
-	*out = NULL;
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (!json_is_string(v)) {
-		api_fail(ctx, 400, "bad_request",
-		    "invalid JSON body: %s must be a string", key);
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
 
 static int
 patch_int(struct api_ctx *ctx, json_t *body, const char *key, int *has,
@@ -1156,20 +1156,28 @@ patch_parse(struct api_ctx *ctx, json_t *body, struct app_patch *pt)
 	double		 max;
 
 	memset(pt, 0, sizeof(*pt));
-	if (patch_str(ctx, body, "name", &pt->name) == -1 ||
+	if (op_str(ctx, body, "name", NULL,
+	    "invalid JSON body", &pt->name) == -1 ||
 	    patch_int(ctx, body, "max_workers_per_app", &pt->has_maxw,
 	    &pt->maxw) == -1 ||
 	    patch_int(ctx, body, "max_sessions_per_worker", &pt->has_maxs,
 	    &pt->maxs) == -1 ||
-	    patch_str(ctx, body, "memory_limit", &pt->memory) == -1 ||
-	    patch_str(ctx, body, "access_type", &pt->access) == -1 ||
-	    patch_str(ctx, body, "title", &pt->title) == -1 ||
-	    patch_str(ctx, body, "description", &pt->description) == -1 ||
+	    op_str(ctx, body, "memory_limit", NULL,
+	    "invalid JSON body", &pt->memory) == -1 ||
+	    op_str(ctx, body, "access_type", NULL,
+	    "invalid JSON body", &pt->access) == -1 ||
+	    op_str(ctx, body, "title", NULL,
+	    "invalid JSON body", &pt->title) == -1 ||
+	    op_str(ctx, body, "description", NULL,
+	    "invalid JSON body", &pt->description) == -1 ||
 	    patch_int(ctx, body, "pre_warmed_sessions", &pt->has_prewarm,
 	    &pt->prewarm) == -1 ||
-	    patch_str(ctx, body, "refresh_schedule", &pt->refresh) == -1 ||
-	    patch_str(ctx, body, "image", &pt->image) == -1 ||
-	    patch_str(ctx, body, "runtime", &pt->runtime) == -1 ||
+	    op_str(ctx, body, "refresh_schedule", NULL,
+	    "invalid JSON body", &pt->refresh) == -1 ||
+	    op_str(ctx, body, "image", NULL,
+	    "invalid JSON body", &pt->image) == -1 ||
+	    op_str(ctx, body, "runtime", NULL,
+	    "invalid JSON body", &pt->runtime) == -1 ||
 	    patch_mounts(ctx, body, &pt->mounts) == -1)
 		return -1;
 	if ((v = json_object_get(body, "cpu_limit")) != NULL &&

@@ -398,11 +398,13 @@ static const char postgres_001_initial[] =
  * to uploaded_at.
  */
 static const char sqlite_002_bundle_seq[] =
-	"ALTER TABLE bundles ADD COLUMN upload_seq INTEGER NOT NULL DEFAULT 0;\n"
+	"ALTER TABLE bundles\n"
+	"    ADD COLUMN upload_seq INTEGER NOT NULL DEFAULT 0;\n"
 	"CREATE INDEX idx_bundles_app_seq ON bundles(app_id, upload_seq);\n";
 
 static const char postgres_002_bundle_seq[] =
-	"ALTER TABLE bundles ADD COLUMN upload_seq INTEGER NOT NULL DEFAULT 0;\n"
+	"ALTER TABLE bundles\n"
+	"    ADD COLUMN upload_seq INTEGER NOT NULL DEFAULT 0;\n"
 	"CREATE INDEX idx_bundles_app_seq ON bundles(app_id, upload_seq);\n";
 
 const struct migration migrations[] = {

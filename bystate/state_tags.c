@@ -54,23 +54,6 @@ tag_admin(struct api_ctx *ctx)
 	return 0;
 }
 
-/* A name field: -1 after answering 400 when it is not a string. */
-static int
-tag_name_field(struct api_ctx *ctx, json_t *body, const char **out)
-{
-	json_t	*v = json_object_get(body, "name");
-
-	*out = "";
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (!json_is_string(v)) {
-		api_fail(ctx, 400, "bad_request",
-		    "invalid JSON body: name must be a string");
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
 
 /* GET /api/v1/tags: every tag, by name, a bare array */
 static void
@@ -99,7 +82,7 @@ op_tags_create(struct api_ctx *ctx)
 
 	if (!tag_admin(ctx) ||
 	    (body = op_body(ctx, "invalid JSON body")) == NULL ||
-	    tag_name_field(ctx, body, &name) == -1)
+	    op_str(ctx, body, "name", "", "invalid JSON body", &name) == -1)
 		return;
 	if ((problem = app_name_problem(name)) != NULL) {
 		api_fail(ctx, 400, "bad_request", "tag name %s", problem);
@@ -157,7 +140,7 @@ op_tags_update(struct api_ctx *ctx)
 	}
 	json_decref(tag);
 	if ((body = op_body(ctx, "invalid JSON body")) == NULL ||
-	    tag_name_field(ctx, body, &name) == -1)
+	    op_str(ctx, body, "name", "", "invalid JSON body", &name) == -1)
 		goto out;
 	if ((len = strlen(name)) == 0 || len > 63) {
 		api_fail(ctx, 400, "bad_request",
