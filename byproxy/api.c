@@ -27,6 +27,8 @@ struct api_pending {
 	uint64_t		 handle;
 	struct http_server	*srv;
 	api_done_fn		 done;
+	api_internal_fn		 idone;		/* internal: no request */
+	int			 internal;
 	void			*arg;
 };
 
@@ -120,6 +122,44 @@ api_call_via(api_send_fn fn, uint32_t type, struct http_request *req,
 	return 0;
 }
 
+/*
+ * A call byproxy makes on its own behalf (sessions, app resolution,
+ * worker control): no client, no bearer.  bystate accepts only its
+ * API_PROXY ops this way.  done gets the answer (NULL when the call
+ * could not be sent); -1 when it could not be sent (done not called).
+ */
+int
+api_call_internal(enum proc_id to, const char *op, json_t *args,
+    api_internal_fn done, void *arg)
+{
+	struct api_pending	*p;
+	json_t			*call;
+	char			*s;
+	uint32_t		 reqid = msg_reqid();
+	int			 rv;
+
+	call = json_pack("{s:s s:n s:o s:s}", "op", op, "auth",
+	    "args", args != NULL ? args : json_object(), "remote", "");
+	if (call == NULL || (s = json_dumps(call, JSON_COMPACT)) == NULL) {
+		json_decref(call);
+		return -1;
+	}
+	json_decref(call);
+	rv = to == PROC_SPAWN ? spawn_send_fn(MSG_SPAWN_CALL, reqid, s) :
+	    send_fn(MSG_STATE_CALL, reqid, s);
+	free(s);
+	if (rv == -1)
+		return -1;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("calloc");
+	p->reqid = reqid;
+	p->internal = 1;
+	p->idone = done;
+	p->arg = arg;
+	TAILQ_INSERT_TAIL(&pending, p, entry);
+	return 0;
+}
+
 /* Render a bystate answer as the HTTP response. */
 void
 api_reply(struct http_request *req, json_t *res)
@@ -164,6 +204,15 @@ api_result(uint32_t reqid, const char *text, size_t len)
 		return;
 	}
 	TAILQ_REMOVE(&pending, p, entry);
+	if (p->internal) {
+		if ((res = json_loadb(text, len, 0, &jerr)) == NULL)
+			log_warnx("bad internal result: %s", jerr.text);
+		if (p->idone != NULL)
+			p->idone(res, p->arg);
+		json_decref(res);
+		free(p);
+		return;
+	}
 	/* the client may have left while bystate worked */
 	req = http_request_lookup(p->srv, p->handle);
 	if (req != NULL) {

@@ -396,4 +396,120 @@ void		 api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *,
 void		 api_bundle_result(uint32_t reqid,
 		    const struct msg_bundle_result *);
 
+/*
+ * The app proxy: /app/<name>/ (proxy_app.c routes and places sessions,
+ * proxy_worker.c keeps the registry of workers byproxy started,
+ * proxy_http.c forwards HTTP, proxy_ws.c relays WebSockets,
+ * proxy_headers.c decides which client headers reach a worker).
+ */
+
+/* proxy_headers.c */
+/*
+ * 1 if a client's request header must not reach a worker: hop-by-hop
+ * (Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
+ * Upgrade, Host), identity (X-Shiny-*, X-Blockyard-*), forwarding
+ * (X-Forwarded-*, X-Real-IP, Forwarded), and any name listed in the
+ * request's Connection header.  Names compare case-insensitively with
+ * '_' and '-' alike (httpuv folds both into '_'; machine-facts 9).
+ */
+int		 proxy_header_dropped(const struct http_request *,
+		    const char *name);
+/* Normalised name equality: case-insensitive, '_' == '-'. */
+int		 proxy_header_name_eq(const char *, const char *);
+
+/* proxy_http.c: one request to a worker, keep-alive pool per worker */
+struct proxy_upstream {
+	const char	*worker_id;	/* pool key */
+	int		 port;		/* the worker on 127.0.0.1:port */
+	const char	*target;	/* path and query sent upstream */
+	struct http_headers add;	/* appended after the client's */
+	int64_t		 timeout_ms;	/* whole exchange; 0: none */
+	/* called once when the exchange ends: the status sent, 502 when
+	   the worker failed; may be NULL */
+	void		(*done)(void *arg, int status);
+	void		*arg;
+};
+/*
+ * Forward req to the worker and answer it: the client's headers minus
+ * proxy_header_dropped, Host: 127.0.0.1:<port>, then up->add; the
+ * request body streamed as it arrives; the response streamed back
+ * (status, headers minus hop-by-hop, body with its Content-Length or
+ * re-chunked).  502 "bad gateway" (plain text) if the worker fails
+ * before the response began, 504 "gateway timeout" after timeout_ms
+ * without a response head.  Copies what it needs from up.
+ */
+void		 proxy_http_forward(struct http_request *,
+		    const struct proxy_upstream *);
+/* Close the worker's pooled connections (it stopped). */
+void		 proxy_http_forget(const char *worker_id);
+size_t		 proxy_http_pooled(const char *worker_id);	/* tests */
+void		 proxy_http_shutdown(void);
+
+/* proxy_ws.c: WebSocket relay and the ws_cache_ttl reconnection cache */
+struct proxy_ws_target {
+	const char	*worker_id;
+	const char	*session_id;	/* the blockyard_route cookie */
+	int		 port;
+	const char	*target;	/* path and query sent upstream */
+	struct http_headers add;	/* X-Shiny-Access, X-Forwarded-* */
+	int64_t		 idle_ms;	/* session_idle_ttl; 0: none */
+	int64_t		 lifetime_ms;	/* session_max_lifetime; 0: none */
+	int64_t		 cache_ttl_ms;	/* ws_cache_ttl; 0: never park */
+	uint64_t	 max_message;	/* WS_MESSAGE_MAX_DEFAULT */
+};
+struct proxy_ws_events {
+	/*
+	 * The client side of an upgrade that proxy_ws_upgrade accepted
+	 * ended (handshake failed, clean close, drop): exactly once per
+	 * proxy_ws_upgrade call.  Capacity goes back here.
+	 */
+	void		(*released)(const char *worker_id,
+			    const char *session_id);
+	/* A data message passed, either way (at most once a second). */
+	void		(*activity)(const char *session_id);
+};
+void		 proxy_ws_init(const struct proxy_ws_events *);
+/* The request asks for a WebSocket (GET, Upgrade: websocket). */
+int		 proxy_ws_is_upgrade(const struct http_request *);
+/*
+ * Same origin (Origin's host:port equals Host), or Origin equal to the
+ * origin of external_url (may be NULL or empty: none); a request
+ * without Origin passes (not a browser).
+ */
+int		 proxy_ws_origin_ok(const struct http_request *,
+		    const char *external_url);
+/*
+ * Take the request: check the handshake (400 when malformed), reuse a
+ * parked upstream of session_id on worker_id or open one, and answer
+ * 101 once the worker accepted (502 "bad gateway" when it did not).
+ * events->released follows exactly once.
+ */
+void		 proxy_ws_upgrade(struct http_request *,
+		    const struct proxy_ws_target *);
+/* Close every WebSocket of a worker, parked ones too (it stops). */
+void		 proxy_ws_close_worker(const char *worker_id);
+size_t		 proxy_ws_count(void);		/* relayed now */
+size_t		 proxy_ws_parked_count(void);	/* waiting for a client */
+void		 proxy_ws_shutdown(void);
+
+/* proxy_worker.c / proxy_app.c */
+int		 proxy_app_routes(struct http_router *);
+void		 proxy_app_init(struct event_base *);
+void		 proxy_app_shutdown(void);
+/* An app changed through the API: forget its cached resolution. */
+void		 proxy_app_changed(const char *app_id);
+/* Drain the app's workers; done (may be NULL) when they are gone. */
+void		 proxy_app_drain(const char *app_id, int wait,
+		    void (*done)(void *), void *);
+/* byspawn says a worker exited. */
+void		 proxy_worker_exited(const char *worker_id, int stopped);
+/* Sessions per worker for the runtime answer (an array, new ref). */
+json_t		*proxy_worker_sessions(const char *worker_id);
+
+/* api.c: calls made by byproxy itself, with no client request */
+typedef void	(*api_internal_fn)(json_t *res, void *arg);
+/* to bystate (proc PROC_STATE) or byspawn; done may be NULL */
+int		 api_call_internal(enum proc_id, const char *op, json_t *args,
+		    api_internal_fn done, void *arg);
+
 #endif /* BY_BYPROXY_H */

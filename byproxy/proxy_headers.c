@@ -1,0 +1,92 @@
+/*
+ * Which of a client's request headers reach a worker.
+ *
+ * httpuv hands headers to R as HTTP_<NAME> with '-' and '_' both folded
+ * into '_' (machine-facts 9): "X_Shiny_User" arrives exactly like
+ * "X-Shiny-User".  So identity and forwarding headers are matched by
+ * their normalised name, and everything under the X-Shiny- and
+ * X-Blockyard- prefixes is dropped, not only the names we set.
+ */
+
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <string.h>
+
+#include "byproxy.h"
+
+static int
+norm(int ch)
+{
+	ch = tolower((unsigned char)ch);
+	return ch == '_' ? '-' : ch;
+}
+
+int
+proxy_header_name_eq(const char *a, const char *b)
+{
+	for (; *a != '\0' && *b != '\0'; a++, b++)
+		if (norm(*a) != norm(*b))
+			return 0;
+	return *a == *b;
+}
+
+static int
+name_prefix(const char *name, const char *prefix)
+{
+	for (; *prefix != '\0'; name++, prefix++)
+		if (*name == '\0' || norm(*name) != norm(*prefix))
+			return 0;
+	return 1;
+}
+
+/* Is name one of the comma-separated tokens of a Connection header? */
+static int
+connection_lists(const char *conn, const char *name)
+{
+	const char	*p = conn, *e;
+	size_t		 n = strlen(name), i;
+
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		for (e = p; *e != '\0' && *e != ','; e++)
+			;
+		i = (size_t)(e - p);
+		while (i > 0 && (p[i - 1] == ' ' || p[i - 1] == '\t'))
+			i--;
+		if (i == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p = e;
+	}
+	return 0;
+}
+
+int
+proxy_header_dropped(const struct http_request *req, const char *name)
+{
+	static const char *const exact[] = {
+		"Connection", "Keep-Alive", "TE", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Host", "Forwarded",
+		"X-Real-IP", NULL
+	};
+	static const char *const prefixes[] = {
+		"X-Shiny-", "X-Blockyard-", "X-Forwarded-", "Proxy-", NULL
+	};
+	size_t		 i;
+
+	for (i = 0; exact[i] != NULL; i++)
+		if (proxy_header_name_eq(name, exact[i]))
+			return 1;
+	for (i = 0; prefixes[i] != NULL; i++)
+		if (name_prefix(name, prefixes[i]))
+			return 1;
+	if (req != NULL) {
+		for (i = 0; i < req->headers.n; i++)
+			if (strcasecmp(req->headers.v[i].name,
+			    "Connection") == 0 &&
+			    connection_lists(req->headers.v[i].value, name))
+				return 1;
+	}
+	return 0;
+}
