@@ -23,6 +23,10 @@
 #define AR_BODY		0x1	/* the JSON body */
 #define AR_LIST		0x2	/* search, tag, page, per_page... */
 #define AR_PURGE	0x4	/* ?purge=true */
+/* What the app proxy must learn after a successful answer. */
+#define AR_CHANGED	0x10	/* forget the cached app */
+#define AR_DRAIN	0x20	/* drain its workers in the background */
+#define AR_DRAIN_WAIT	0x40	/* drain them, then answer */
 
 #define PER_PAGE_DEFAULT 25
 #define PER_PAGE_MAX	100
@@ -217,6 +221,71 @@ body_args(struct http_request *req, json_t *args)
 	}
 }
 
+/* An answer held until the app's workers drained (delete, rollback). */
+struct held_answer {
+	struct http_server	*srv;
+	uint64_t		 handle;
+	json_t			*res;
+};
+
+static void
+held_answer_send(void *arg)
+{
+	struct held_answer	*h = arg;
+	struct http_request	*req;
+
+	if ((req = http_request_lookup(h->srv, h->handle)) != NULL) {
+		http_set_cancel(req, NULL, NULL);
+		api_reply(req, h->res);
+	}
+	json_decref(h->res);
+	free(h);
+}
+
+static void
+held_answer_cancel(struct http_request *req, void *arg)
+{
+	/* the client left: the drain goes on, the answer is dropped */
+}
+
+/*
+ * After bystate changed an app: tell the app proxy, which drains the
+ * app's workers where the reference does (disable: in the background;
+ * delete and rollback: before answering).
+ */
+static void
+app_op_done(struct http_request *req, json_t *res, void *arg)
+{
+	const struct app_route	*ar = arg;
+	struct held_answer	*h;
+	const char		*id;
+	int			 status;
+
+	status = (int)json_integer_value(json_object_get(res, "status"));
+	if (status < 200 || status > 299) {
+		api_reply(req, res);
+		return;
+	}
+	id = json_string_value(json_object_get(json_object_get(res, "data"),
+	    "id"));
+	if (id == NULL)
+		id = http_request_param(req, "id");
+	proxy_app_changed(id);
+	if (ar->flags & AR_DRAIN)
+		proxy_app_drain(id, 0, NULL, NULL);
+	if (!(ar->flags & AR_DRAIN_WAIT)) {
+		api_reply(req, res);
+		return;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		fatal("calloc");
+	h->srv = http_request_server(req);
+	h->handle = http_request_handle(req);
+	h->res = json_incref(res);
+	http_set_cancel(req, held_answer_cancel, h);
+	proxy_app_drain(id, 1, held_answer_send, h);
+}
+
 static void
 h_app_op(struct http_request *req, void *arg)
 {
@@ -245,7 +314,10 @@ h_app_op(struct http_request *req, void *arg)
 		    "request body too large");
 		return;
 	}
-	api_call(req, ar->op, args, NULL, NULL);
+	if (ar->flags & (AR_CHANGED | AR_DRAIN | AR_DRAIN_WAIT))
+		api_call(req, ar->op, args, app_op_done, (void *)ar);
+	else
+		api_call(req, ar->op, args, NULL, NULL);
 }
 
 #define R(m, pat, op, fl)						\
@@ -256,11 +328,12 @@ static const struct http_route app_routes[] = {
 	R("POST", "/api/v1/apps", "apps.create", AR_BODY),
 	R("GET", "/api/v1/apps", "apps.list", AR_LIST),
 	R("GET", "/api/v1/apps/{id}", "apps.get", 0),
-	R("PATCH", "/api/v1/apps/{id}", "apps.update", AR_BODY),
-	R("DELETE", "/api/v1/apps/{id}", "apps.delete", AR_PURGE),
-	R("POST", "/api/v1/apps/{id}/restore", "apps.restore", 0),
-	R("POST", "/api/v1/apps/{id}/enable", "apps.enable", 0),
-	R("POST", "/api/v1/apps/{id}/disable", "apps.disable", 0),
+	R("PATCH", "/api/v1/apps/{id}", "apps.update", AR_BODY | AR_CHANGED),
+	R("DELETE", "/api/v1/apps/{id}", "apps.delete",
+	    AR_PURGE | AR_DRAIN_WAIT),
+	R("POST", "/api/v1/apps/{id}/restore", "apps.restore", AR_CHANGED),
+	R("POST", "/api/v1/apps/{id}/enable", "apps.enable", AR_CHANGED),
+	R("POST", "/api/v1/apps/{id}/disable", "apps.disable", AR_DRAIN),
 
 	R("POST", "/api/v1/apps/{id}/access", "access.grant", AR_BODY),
 	R("GET", "/api/v1/apps/{id}/access", "access.list", 0),

@@ -184,6 +184,8 @@ upload_created(struct http_request *req, json_t *res, void *arg)
 	if (status < 300 && json_is_object(data)) {
 		upload_prune(u, json_object_get(data, "pruned"));
 		json_object_del(data, "pruned");
+		/* the new bundle is active: old workers drain */
+		proxy_app_changed(u->ids.app_id);
 	}
 	api_reply(req, res);
 	if (status >= 300)

@@ -41,11 +41,53 @@ h_start(struct http_request *req, void *arg)
 	    http_request_param(req, "id")), workers_allowed, "workers.start");
 }
 
+/*
+ * byspawn's workers, with the sessions the app proxy placed on each
+ * and bystate's view counts (byspawn passes them through).
+ */
+static void
+runtime_listed(struct http_request *req, json_t *res, void *arg)
+{
+	json_t		*data, *workers, *w, *s;
+	const char	*id;
+	json_int_t	 active = 0;
+	size_t		 i;
+
+	data = json_object_get(res, "data");
+	workers = json_object_get(data, "workers");
+	if (json_integer_value(json_object_get(res, "status")) == 200 &&
+	    json_is_array(workers)) {
+		json_array_foreach(workers, i, w) {
+			id = json_string_value(json_object_get(w, "id"));
+			s = proxy_worker_sessions(id ? id : "");
+			active += (json_int_t)json_array_size(s);
+			json_object_set_new(w, "sessions", s);
+		}
+		json_object_set_new(data, "active_sessions",
+		    json_integer(active));
+	}
+	api_reply(req, res);
+}
+
+static void
+runtime_allowed(struct http_request *req, json_t *res, void *arg)
+{
+	json_t	*data = json_object_get(res, "data");
+
+	if (json_integer_value(json_object_get(res, "status")) != 200 ||
+	    !json_is_object(data)) {
+		api_reply(req, res);
+		return;
+	}
+	api_call_spawn(req, "workers.list", json_incref(data),
+	    runtime_listed, NULL);
+}
+
 static void
 h_runtime(struct http_request *req, void *arg)
 {
 	api_call(req, "workers.check", json_pack("{s:s}", "id",
-	    http_request_param(req, "id")), workers_allowed, "workers.list");
+	    http_request_param(req, "id")), runtime_allowed, NULL);
 }
 
 /* A log stream: byspawn sends lines, byproxy relays them as chunks. */

@@ -41,6 +41,7 @@ static void	 proxy_bundle_fd(struct msgchan *, struct msg *);
 static void	 proxy_bundle_result(struct msgchan *, struct msg *);
 static void	 proxy_logs_data(struct msgchan *, struct msg *);
 static void	 proxy_logs_end(struct msgchan *, struct msg *);
+static void	 proxy_worker_exit(struct msgchan *, struct msg *);
 
 static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_PONG, proxy_pong },
@@ -49,6 +50,7 @@ static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_SPAWN_RESULT, proxy_state_result },
 	{ MSG_LOGS_DATA, proxy_logs_data },
 	{ MSG_LOGS_END, proxy_logs_end },
+	{ MSG_WORKER_EXITED, proxy_worker_exit },
 	{ 0, NULL }
 };
 
@@ -139,8 +141,10 @@ proxy_start(void)
 	health = proxy.management ? HTTP_LISTEN_MGMT : HTTP_LISTEN_MAIN;
 	if (proxy_health_init(proxy.router, health, proxy_ping) == -1 ||
 	    http_router_group(proxy.router, "/api/v1/", http_api_headers) == -1 ||
-	    api_routes_init(proxy.router) == -1)
+	    api_routes_init(proxy.router) == -1 ||
+	    proxy_app_routes(proxy.router) == -1)
 		fatalx("routes");
+	proxy_app_init(proc_base);
 	api_init(proxy_send_state, proxy_send_spawn);
 	if ((proxy.srv = http_server_new(proc_base, proxy.router)) == NULL)
 		fatal("http server");
@@ -196,6 +200,7 @@ static void
 proxy_shutdown(void)
 {
 	proxy_set_draining(1);
+	proxy_app_shutdown();
 	if (proxy.srv == NULL)
 		helper_exit(0);
 	log_info("shutting down: %zu connection(s) open",
@@ -262,4 +267,16 @@ proxy_logs_end(struct msgchan *c, struct msg *m)
 	memcpy(&r, m->data, sizeof(r));
 	r.message[sizeof(r.message) - 1] = '\0';
 	api_logs_end(m->hdr.peerid, &r);
+}
+
+static void
+proxy_worker_exit(struct msgchan *c, struct msg *m)
+{
+	struct msg_worker	 w;
+
+	if (m->datalen != sizeof(w))
+		fatalx("%s: bad worker_exited message", c->name);
+	memcpy(&w, m->data, sizeof(w));
+	w.worker_id[sizeof(w.worker_id) - 1] = '\0';
+	proxy_worker_exited(w.worker_id, w.stopped);
 }

@@ -63,6 +63,14 @@
 #include <jansson.h>
 
 #include "proc.h"
+#include "uuid.h"
+
+#ifndef TAILQ_FOREACH_SAFE	/* glibc's sys/queue.h lacks it */
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
 
 /* Limits (bytes and counts); violations end the connection. */
 #define HTTP_MAX_REQUEST_LINE	(8 * 1024)	/* 414 */
@@ -416,6 +424,10 @@ int		 proxy_header_dropped(const struct http_request *,
 		    const char *name);
 /* Normalised name equality: case-insensitive, '_' == '-'. */
 int		 proxy_header_name_eq(const char *, const char *);
+/* A header list of copies (struct proxy_upstream's add, ...). */
+void		 proxy_headers_add(struct http_headers *, const char *name,
+		    const char *value);
+void		 proxy_headers_free(struct http_headers *);
 
 /* proxy_http.c: one request to a worker, keep-alive pool per worker */
 struct proxy_upstream {
@@ -505,6 +517,78 @@ void		 proxy_app_drain(const char *app_id, int wait,
 void		 proxy_worker_exited(const char *worker_id, int stopped);
 /* Sessions per worker for the runtime answer (an array, new ref). */
 json_t		*proxy_worker_sessions(const char *worker_id);
+
+/*
+ * proxy_app.c / proxy_worker.c internals.  byproxy is one thread: the
+ * placement decision and the reservation it makes happen in one call,
+ * so parallel first requests cannot overshoot a cap.
+ */
+struct pwait;
+
+enum pw_state {
+	PW_SPAWNING,		/* workers.start sent to byspawn */
+	PW_STARTING,		/* running, not yet answering HTTP */
+	PW_READY,		/* answered HTTP */
+	PW_GONE,		/* stopped or exited; record on its way out */
+};
+
+struct papp {
+	RB_ENTRY(papp)		 entry;
+	char			 id[UUID_LEN];
+	char			*name;
+	int			 enabled;
+	char			 bundle[UUID_LEN];	/* "" none */
+	int			 max_workers;		/* 0: no cap */
+	int			 max_sessions;		/* >= 1 */
+	int			 prewarm;
+	uint64_t		 memory_limit;
+	double			 cpu_limit;
+	int			 spawning;		/* single flight */
+	int64_t			 fetched_ms;
+	TAILQ_HEAD(, pworker)	 workers;
+	TAILQ_HEAD(, pwait)	 spawn_waiters;
+};
+
+struct pworker {
+	TAILQ_ENTRY(pworker)	 app_entry;
+	TAILQ_ENTRY(pworker)	 all_entry;
+	uint64_t		 seq;
+	char			 id[UUID_LEN];	/* "" while spawning */
+	struct papp		*app;
+	char			 bundle[UUID_LEN];
+	int			 port;
+	enum pw_state		 state;
+	int			 draining;
+	int			 stopping;	/* we asked byspawn */
+	int			 nws;		/* client WebSockets */
+	int			 npending;	/* sessions awaiting a WS */
+	int			 inflight;	/* HTTP requests forwarded */
+	int64_t			 last_active;	/* ms */
+	int64_t			 started_ms;
+	int64_t			 deadline;	/* start or drain deadline */
+	int			 misses;	/* health */
+	int			 probing;
+	struct event		*timer;
+	struct bufferevent	*probe;
+	TAILQ_HEAD(, pwait)	 waiters;
+};
+
+int64_t		 proxy_now_ms(void);
+/* proxy_worker.c */
+extern TAILQ_HEAD(pworker_list, pworker) proxy_workers;
+struct pworker	*pworker_spawn(struct papp *);
+struct pworker	*pworker_find(const char *id);
+/* The worker's load: open WebSockets plus sessions waiting for one. */
+int		 pworker_load(const struct pworker *);
+void		 pworker_stop(struct pworker *, const char *reason,
+		    int crashed);
+void		 pworker_health_tick(void);
+size_t		 pworker_count(void);
+/* proxy_app.c, called by proxy_worker.c */
+void		 papp_worker_ready(struct pworker *);
+void		 papp_worker_failed(struct pworker *, int status,
+		    const char *text);
+void		 papp_worker_gone(struct pworker *, int crashed);
 
 /* api.c: calls made by byproxy itself, with no client request */
 typedef void	(*api_internal_fn)(json_t *res, void *arg);

@@ -33,6 +33,7 @@ struct route_ent {
 	char		*segs[ROUTE_MAX_SEGS];
 	size_t		 nsegs;
 	int		 prefix;	/* last segment is "*" */
+	int		 any;		/* method "*": every method */
 };
 
 struct route_group {
@@ -134,7 +135,8 @@ http_router_add(struct http_router *r, const struct http_route *route)
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return -1;
 	e->route = *route;
-	if (method_parse(route->method, &e->method) == -1 ||
+	e->any = strcmp(route->method, "*") == 0;
+	if ((!e->any && method_parse(route->method, &e->method) == -1) ||
 	    route->fn == NULL || route->listeners == 0 ||
 	    (e->pattern = strdup(route->pattern)) == NULL ||
 	    pattern_split(e) == -1)
@@ -351,11 +353,14 @@ http_router_match(const struct http_router *r, struct http_request *req)
 		if ((score = route_match_path(e, &ps)) == -1)
 			continue;
 		known = 1;
-		allow_add(req->allow, sizeof(req->allow),
-		    http_method_str(e->method));
-		if (e->method == HTTP_GET)
-			allow_add(req->allow, sizeof(req->allow), "HEAD");
-		if (e->method != m && !(m == HTTP_HEAD &&
+		if (!e->any) {
+			allow_add(req->allow, sizeof(req->allow),
+			    http_method_str(e->method));
+			if (e->method == HTTP_GET)
+				allow_add(req->allow, sizeof(req->allow),
+				    "HEAD");
+		}
+		if (!e->any && e->method != m && !(m == HTTP_HEAD &&
 		    e->method == HTTP_GET))
 			continue;
 		if (route_better(e, score, best, bscore)) {

@@ -11,8 +11,10 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "byproxy.h"
 
 static int
@@ -89,4 +91,36 @@ proxy_header_dropped(const struct http_request *req, const char *name)
 				return 1;
 	}
 	return 0;
+}
+
+/* Append a copy of name: value to a header list. */
+void
+proxy_headers_add(struct http_headers *h, const char *name,
+    const char *value)
+{
+	struct http_header	*v;
+
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 8;
+		if ((v = reallocarray(h->v, h->cap, sizeof(*v))) == NULL)
+			fatal("reallocarray");
+		h->v = v;
+	}
+	if ((h->v[h->n].name = strdup(name)) == NULL ||
+	    (h->v[h->n].value = strdup(value)) == NULL)
+		fatal("strdup");
+	h->n++;
+}
+
+void
+proxy_headers_free(struct http_headers *h)
+{
+	size_t	 i;
+
+	for (i = 0; i < h->n; i++) {
+		free(h->v[i].name);
+		free(h->v[i].value);
+	}
+	free(h->v);
+	memset(h, 0, sizeof(*h));
 }

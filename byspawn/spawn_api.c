@@ -39,6 +39,8 @@ call_ok(int status, json_t *data)
 	return json_pack("{s:i s:o}", "status", status, "data", data);
 }
 
+static void	 worker_exit_notify(const struct worker *);
+
 static void
 worker_exited(struct worker *w, void *arg)
 {
@@ -46,6 +48,25 @@ worker_exited(struct worker *w, void *arg)
 	    w->app_id, w->exit.code, w->exit.signal, w->exit.oom ?
 	    ", out of memory" : "", w->exit.stopped ? " (stopped)" : "");
 	logsub_worker_exited(w);
+	worker_exit_notify(w);
+}
+
+/* byproxy places sessions on workers: it must know when one is gone. */
+static void
+worker_exit_notify(const struct worker *w)
+{
+	struct msg_worker	 m;
+
+	memset(&m, 0, sizeof(m));
+	strlcpy(m.worker_id, w->id, sizeof(m.worker_id));
+	strlcpy(m.app_id, w->app_id, sizeof(m.app_id));
+	m.stopped = w->exit.stopped;
+	m.code = w->exit.code;
+	m.signal = w->exit.signal;
+	m.oom = w->exit.oom;
+	if (proc_send(PROC_PROXY, MSG_WORKER_EXITED, 0, -1, &m,
+	    sizeof(m)) == -1)
+		log_warnx("worker %s: cannot tell byproxy it exited", w->id);
 }
 
 static json_t *
@@ -118,18 +139,27 @@ worker_runtime_json(const struct worker *w)
 static json_t *
 op_list(json_t *args)
 {
+	static const char *const views[] = { "total_views", "recent_views",
+	    "unique_visitors", "last_deployed_at" };
 	const char	*app = json_string_value(json_object_get(args, "app_id"));
 	struct worker	*w;
-	json_t		*arr = json_array();
+	json_t		*arr = json_array(), *res, *v;
+	size_t		 i;
 
 	TAILQ_FOREACH(w, &workers, entry) {
 		if (app != NULL && strcmp(app, w->app_id) != 0)
 			continue;
 		json_array_append_new(arr, worker_runtime_json(w));
 	}
-	/* sessions are counted once the proxy has them (issue 5) */
-	return call_ok(200, json_pack("{s:o s:i}", "workers", arr,
-	    "active_sessions", 0));
+	/*
+	 * byproxy adds the sessions it placed; bystate's view counts
+	 * travel through in args.
+	 */
+	res = json_pack("{s:o s:i}", "workers", arr, "active_sessions", 0);
+	for (i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+		if ((v = json_object_get(args, views[i])) != NULL)
+			json_object_set(res, views[i], v);
+	return call_ok(200, res);
 }
 
 static json_t *

@@ -111,6 +111,9 @@ enum msg_type {
 	MSG_LOGS_END,
 	MSG_LOGS_CANCEL,
 
+	/* byspawn -> byproxy: a worker's process ended (struct msg_worker) */
+	MSG_WORKER_EXITED,
+
 	/* byctl <-> byd, on the admin socket */
 	MSG_CTL_STATUS,		/* -> JSON result */
 	MSG_CTL_RELOAD,		/* -> JSON result */
@@ -160,6 +163,15 @@ struct msg_logs {
 	char		app_id[MSG_ID_LEN];
 	char		worker_id[MSG_ID_LEN];
 	int32_t		follow;		/* stay for new lines until it exits */
+};
+
+struct msg_worker {
+	char		worker_id[MSG_ID_LEN];
+	char		app_id[MSG_ID_LEN];
+	int32_t		stopped;	/* worker_stop asked for it */
+	int32_t		code;		/* exit code, -1 killed */
+	int32_t		signal;
+	int32_t		oom;
 };
 
 /* A canonical lowercase UUID?  Ids become path names in byspawn. */
