@@ -115,12 +115,20 @@ worker_runtime_json(const struct worker *w)
 	return o;
 }
 
+/*
+ * The runtime answer: our workers of the app, and the numbers bystate
+ * counted from its sessions rows (workers.check's answer, which
+ * byproxy passes on as our arguments).
+ */
 static json_t *
 op_list(json_t *args)
 {
+	static const char *const views[] = { "total_views", "recent_views",
+	    "unique_visitors", "last_deployed_at" };
 	const char	*app = json_string_value(json_object_get(args, "app_id"));
 	struct worker	*w;
-	json_t		*arr = json_array();
+	json_t		*arr = json_array(), *o, *v;
+	size_t		 i;
 
 	TAILQ_FOREACH(w, &workers, entry) {
 		if (app != NULL && strcmp(app, w->app_id) != 0)
@@ -128,8 +136,11 @@ op_list(json_t *args)
 		json_array_append_new(arr, worker_runtime_json(w));
 	}
 	/* sessions are counted once the proxy has them (issue 5) */
-	return call_ok(200, json_pack("{s:o s:i}", "workers", arr,
-	    "active_sessions", 0));
+	o = json_pack("{s:o s:i}", "workers", arr, "active_sessions", 0);
+	for (i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+		if ((v = json_object_get(args, views[i])) != NULL)
+			json_object_set(o, views[i], v);
+	return call_ok(200, o);
 }
 
 static json_t *
