@@ -1,5 +1,5 @@
 /*
- * REST API routes: apps, access grants, tags.
+ * REST API routes: apps, access grants, tags, an app's sessions.
  *
  * byproxy only takes the request apart: path parameters, the query
  * string and the JSON body become the op's arguments.  Every decision
@@ -23,6 +23,7 @@
 #define AR_BODY		0x1	/* the JSON body */
 #define AR_LIST		0x2	/* search, tag, page, per_page... */
 #define AR_PURGE	0x4	/* ?purge=true */
+#define AR_SESSIONS	0x8	/* user, status, limit */
 /* What the app proxy must learn after a successful answer. */
 #define AR_CHANGED	0x10	/* forget the cached app */
 #define AR_DRAIN	0x20	/* drain its workers in the background */
@@ -30,6 +31,8 @@
 
 #define PER_PAGE_DEFAULT 25
 #define PER_PAGE_MAX	100
+#define SESSIONS_DEFAULT 50
+#define SESSIONS_MAX	200
 /* a state call is one message; leave room for op, auth and remote */
 #define ARGS_MAX	(MSG_MAX_LEN - 4096)
 
@@ -201,6 +204,39 @@ list_args(struct http_request *req, json_t *args)
 	}
 }
 
+/*
+ * The sessions filters: user (a sub) and status match exactly, limit is
+ * clamped to 1..200 (50 when absent or not a number).  A filter that is
+ * not UTF-8 can match no stored row: "nomatch".
+ */
+static void
+sessions_args(struct http_request *req, json_t *args)
+{
+	static const char *const keys[] = { "user", "status" };
+	char	*v;
+	json_t	*s;
+	int64_t	 limit;
+	size_t	 i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if ((v = api_query_get(req, keys[i])) == NULL)
+			continue;
+		if ((s = json_string(v)) == NULL)
+			json_object_set_new(args, "nomatch", json_true());
+		else
+			json_object_set_new(args, keys[i], s);
+		free(v);
+	}
+	v = api_query_get(req, "limit");
+	limit = api_parse_int(v, SESSIONS_DEFAULT);
+	free(v);
+	if (limit < 1)
+		limit = 1;
+	if (limit > SESSIONS_MAX)
+		limit = SESSIONS_MAX;
+	json_object_set_new(args, "limit", json_integer(limit));
+}
+
 /* The body, when it is one JSON object; bystate answers 400 otherwise. */
 static void
 body_args(struct http_request *req, json_t *args)
@@ -301,6 +337,8 @@ h_app_op(struct http_request *req, void *arg)
 		body_args(req, args);
 	if (ar->flags & AR_LIST)
 		list_args(req, args);
+	if (ar->flags & AR_SESSIONS)
+		sessions_args(req, args);
 	if ((ar->flags & AR_PURGE) &&
 	    (v = api_query_get(req, "purge")) != NULL) {
 		json_object_set_new(args, "purge",
@@ -334,6 +372,9 @@ static const struct http_route app_routes[] = {
 	R("POST", "/api/v1/apps/{id}/restore", "apps.restore", AR_CHANGED),
 	R("POST", "/api/v1/apps/{id}/enable", "apps.enable", AR_CHANGED),
 	R("POST", "/api/v1/apps/{id}/disable", "apps.disable", AR_DRAIN),
+	R("POST", "/api/v1/apps/{id}/rollback", "apps.rollback",
+	    AR_BODY | AR_DRAIN_WAIT),
+	R("GET", "/api/v1/apps/{id}/sessions", "sessions.list", AR_SESSIONS),
 
 	R("POST", "/api/v1/apps/{id}/access", "access.grant", AR_BODY),
 	R("GET", "/api/v1/apps/{id}/access", "access.list", 0),

@@ -136,6 +136,11 @@ worker_runtime_json(const struct worker *w)
 	return o;
 }
 
+/*
+ * The runtime answer: our workers of the app, and the numbers bystate
+ * counted from its sessions rows (workers.check's answer, which
+ * byproxy passes on as our arguments).
+ */
 static json_t *
 op_list(json_t *args)
 {

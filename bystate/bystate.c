@@ -87,6 +87,8 @@ state_start(void)
 	if (state_open(proc_conf->database.driver, target, err,
 	    sizeof(err)) == -1)
 		fatalx("database: %s", err);
+	/* our workers died with the previous run: so did their sessions */
+	sessions_end_stale(state_handle());
 	app_sweep_start();
 	if (proc_conf->audit.present && audit_open(proc_conf->audit.path, err,
 	    sizeof(err)) == -1)

@@ -166,6 +166,8 @@ int		 db_prepare(enum db_driver, const char *target, uid_t, gid_t,
 		    int chown_files, char *err, size_t errlen);
 /* Current UTC time as RFC 3339 with second precision, our stored format. */
 void		 db_timestamp(char *, size_t);
+/* The same, offset seconds from now. */
+void		 db_timestamp_offset(char *, size_t, int64_t offset);
 
 int		 db_row_ncols(const struct db_row *);
 enum db_type	 db_row_type(const struct db_row *, int);
@@ -251,6 +253,13 @@ enum api_auth {
 	API_PUBLIC,		/* no caller needed (the op checks itself) */
 	API_USER,		/* an authenticated caller */
 	API_CTL,		/* byctl through byd only */
+	/*
+	 * byproxy on its own behalf ("auth": null): proxy resolution and
+	 * session rows.  Refused from byd and whenever a bearer came
+	 * along.  byproxy names these ops with fixed strings, never from
+	 * a request, so a client cannot reach them.
+	 */
+	API_PROXY,
 };
 
 struct api_op {
@@ -289,6 +298,7 @@ extern const struct api_op api_user_ops[];	/* state_users.c */
 extern const struct api_op api_token_ops[];	/* state_tokens.c */
 extern const struct api_op api_bundle_ops[];	/* state_bundles.c */
 extern const struct api_op api_worker_ops[];	/* state_workers.c */
+extern const struct api_op api_session_ops[];	/* state_sessions.c */
 
 /* ---- apps, access, tags (state_apps.c, state_access.c, state_tags.c) ---- */
 
@@ -351,6 +361,9 @@ json_t		*op_body(struct api_ctx *, const char *message);
 /* Start the alias and soft-delete sweep (idempotent, runs it once now). */
 void		 app_sweep_start(void);
 void		 app_sweep(void);
+
+/* state_sessions.c: end the rows a previous run left active; n or -1 */
+int64_t		 sessions_end_stale(struct db *);
 
 /* ---- users, tokens, bootstrap (state_users.c, state_tokens.c) ---- */
 

@@ -7,7 +7,9 @@
  *
  * A call from byproxy carries the SHA-256 of the bearer token (never the
  * token).  A call from byd carries byctl's requests: the operator on the
- * admin socket is trusted, and only ops marked API_CTL accept it.
+ * admin socket is trusted, and only ops marked API_CTL accept it.  The
+ * calls byproxy makes on its own behalf carry "auth": null and reach
+ * only the ops marked API_PROXY, which nothing else reaches.
  */
 
 #include <sys/types.h>
@@ -33,6 +35,7 @@ static const struct api_op *const api_tables[] = {
 	api_token_ops,
 	api_bundle_ops,
 	api_worker_ops,
+	api_session_ops,
 };
 
 static const struct api_op *
@@ -158,6 +161,12 @@ api_call(json_t *req, int from_ctl)
 	} else if (op->auth == API_CTL && !from_ctl) {
 		/* byproxy must never reach operator ops */
 		log_warnx("state call: %s is for byctl only", name);
+		api_fail(&ctx, 403, "forbidden", "forbidden");
+	} else if (op->auth == API_PROXY && (from_ctl ||
+	    !json_is_null(json_object_get(req, "auth")))) {
+		/* nor byctl, nor anything a client's credentials came with */
+		log_warnx("state call: %s is for byproxy's own calls only",
+		    name);
 		api_fail(&ctx, 403, "forbidden", "forbidden");
 	} else if (api_authenticate(&ctx, json_object_get(req, "auth")) ==
 	    -1) {

@@ -1,7 +1,14 @@
 /*
  * Apps: create, list, get, update (rename with aliases), soft delete,
- * purge, restore, enable, disable; the caller's relation to an app; the
- * sweep that ages aliases and purges apps past soft_delete_retention.
+ * purge, restore, enable, disable, rollback; the caller's relation to an
+ * app; the sweep that ages aliases and purges apps past
+ * soft_delete_retention.
+ *
+ * Workers are byspawn's, not ours: after a successful answer to delete,
+ * purge, disable or rollback, byproxy has byspawn drain the app's
+ * workers (the reference waits for them on delete, purge and rollback,
+ * not on disable).  Nothing here waits for a worker.  The sweep's
+ * purges need no draining: an app's workers went when it was deleted.
  *
  * Every op authenticates (state_api.c), then looks up, decides and
  * changes in one place, inside one transaction where it writes, so the
@@ -25,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <bsd/string.h>
 
@@ -61,18 +67,6 @@ enum {
 static struct event	*sweep_ev;
 
 /* ---- small helpers ------------------------------------------------ */
-
-/* A stored time (RFC 3339 UTC, seconds) offset seconds from now. */
-static void
-ts_offset(char *buf, size_t len, int64_t offset)
-{
-	struct tm	 tm;
-	time_t		 t = time(NULL) + (time_t)offset;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		strlcpy(buf, "1970-01-01T00:00:00Z", len);
-}
 
 const char *
 op_arg(struct api_ctx *ctx, const char *key)
@@ -736,16 +730,6 @@ app_purge_rows(struct db *db, const char *id)
 	return 0;
 }
 
-/*
- * Workers do not exist yet.  When they do, delete, purge and disable
- * drain the app's workers here (delete and purge wait up to
- * shutdown_timeout for their WebSockets to close; disable does not wait).
- */
-static void
-app_drain_workers(const char *id, int wait)
-{
-}
-
 /* Answer with the app object (plus extra keys) after a change. */
 static void
 app_answer(struct api_ctx *ctx, int status, const char *id, int mounts,
@@ -1328,7 +1312,7 @@ app_rename(struct api_ctx *ctx, struct db *db, struct app_ref *a,
 	p[0] = DB_PTEXT(a->name);
 	if (db_exec(db, "DELETE FROM app_aliases WHERE name = $1", p, 1) == -1)
 		goto fail;
-	ts_offset(expires, sizeof(expires), ALIAS_TTL);
+	db_timestamp_offset(expires, sizeof(expires), ALIAS_TTL);
 	p[0] = DB_PTEXT(a->id);
 	p[1] = DB_PTEXT(a->name);
 	p[2] = DB_PTEXT(expires);
@@ -1525,7 +1509,6 @@ app_purge(struct api_ctx *ctx)
 		    "app must be soft-deleted before purging");
 		return;
 	}
-	app_drain_workers(a.id, 1);
 	if (app_purge_rows(db, a.id) == -1) {
 		fail_db(ctx, db, "purge app");
 		return;
@@ -1566,7 +1549,6 @@ op_apps_delete(struct api_ctx *ctx)
 		api_fail(ctx, 404, "not_found", "app not found");
 		return;
 	}
-	app_drain_workers(a.id, 1);
 	soft = proc_conf != NULL &&
 	    proc_conf->storage.soft_delete_retention > 0;
 	if (soft) {
@@ -1687,8 +1669,6 @@ app_set_enabled(struct api_ctx *ctx, int enabled)
 		api_internal(ctx, "commit");
 		return;
 	}
-	if (!enabled)
-		app_drain_workers(a.id, 0);
 	app_answer(ctx, 200, a.id, 0, NULL);
 }
 
@@ -1702,6 +1682,136 @@ static void
 op_apps_disable(struct api_ctx *ctx)
 {
 	app_set_enabled(ctx, 0);
+}
+
+/* ---- rollback ------------------------------------------------------ */
+
+struct rollback_row {
+	int	 found;
+	char	 status[32];
+	char	 active[UUID_LEN];	/* the app's active bundle, or "" */
+};
+
+static int
+rollback_row(const struct db_row *r, void *arg)
+{
+	struct rollback_row	*rb = arg;
+	const char		*s;
+
+	rb->found = 1;
+	strlcpy(rb->status, (s = db_row_text(r, 0)) ? s : "",
+	    sizeof(rb->status));
+	strlcpy(rb->active, (s = db_row_text(r, 1)) ? s : "",
+	    sizeof(rb->active));
+	return 1;
+}
+
+/*
+ * May the app go back to bundle bid: one of its own, ready, not active
+ * already?  The active bundle's id goes into prev.  0 or -1 answered.
+ */
+static int
+rollback_check(struct api_ctx *ctx, struct db *db, const char *app_id,
+    const char *bid, char *prev, size_t prevlen)
+{
+	struct rollback_row	 rb;
+	struct db_param		 p[2];
+
+	memset(&rb, 0, sizeof(rb));
+	p[0] = DB_PTEXT(bid);
+	p[1] = DB_PTEXT(app_id);
+	if (db_query(db, "SELECT b.status, a.active_bundle FROM bundles b "
+	    "JOIN apps a ON a.id = b.app_id WHERE b.id = $1 AND "
+	    "b.app_id = $2", p, 2, rollback_row, &rb) == -1) {
+		api_internal(ctx, "find bundle");
+		return -1;
+	}
+	if (!rb.found) {
+		api_fail(ctx, 404, "not_found", "bundle not found");
+		return -1;
+	}
+	if (strcmp(rb.status, "ready") != 0) {
+		api_fail(ctx, 400, "bad_request",
+		    "bundle is not ready (status: %s)", rb.status);
+		return -1;
+	}
+	if (strcmp(rb.active, bid) == 0) {
+		api_fail(ctx, 400, "bad_request", "bundle is already active");
+		return -1;
+	}
+	strlcpy(prev, rb.active, prevlen);
+	return 0;
+}
+
+/* The bundle becomes active, stamped as deployed now by the caller. */
+static int
+rollback_apply(struct api_ctx *ctx, struct db *db, const char *app_id,
+    const char *bid)
+{
+	struct db_param	 p[3];
+	char		 now[32];
+
+	db_timestamp(now, sizeof(now));
+	p[0] = DB_PTEXT(bid);
+	p[1] = DB_PTEXT(now);
+	p[2] = DB_PTEXT(app_id);
+	if (db_exec(db, "UPDATE apps SET active_bundle = $1, updated_at = $2 "
+	    "WHERE id = $3", p, 3) == -1)
+		return -1;
+	p[2] = DB_PTEXT(ctx->caller.sub);
+	return db_exec(db, "UPDATE bundles SET deployed_at = $2, "
+	    "deployed_by = $3 WHERE id = $1", p, 3) == -1 ? -1 : 0;
+}
+
+/*
+ * POST /api/v1/apps/{id}/rollback {"bundle_id"}: the body is checked
+ * before the app is looked up, as in the reference.  byproxy drains
+ * the app's workers after a successful answer.
+ */
+static void
+op_apps_rollback(struct api_ctx *ctx)
+{
+	struct db	*db = state_handle();
+	struct app_ref	 a;
+	json_t		*body;
+	const char	*bid;
+	char		 prev[UUID_LEN];
+
+	if ((body = op_body(ctx, "invalid JSON body")) == NULL ||
+	    op_str(ctx, body, "bundle_id", NULL, "invalid JSON body",
+	    &bid) == -1)
+		return;
+	if (bid == NULL || *bid == '\0') {
+		api_fail(ctx, 400, "bad_request", "bundle_id is required");
+		return;
+	}
+	if (db_begin(db) == -1) {
+		api_internal(ctx, "begin");
+		return;
+	}
+	if (app_resolve(ctx, op_arg(ctx, "id"), &a) != 1)
+		goto out;
+	if (!REL_CAN_DEPLOY(a.rel)) {
+		api_fail(ctx, 404, "not_found", "app not found");
+		goto out;
+	}
+	if (rollback_check(ctx, db, a.id, bid, prev, sizeof(prev)) == -1)
+		goto out;
+	if (rollback_apply(ctx, db, a.id, bid) == -1) {
+		fail_db(ctx, db, "rollback");
+		return;
+	}
+	if (db_commit(db) == -1) {
+		api_internal(ctx, "commit");
+		return;
+	}
+	audit_log(ctx, "app.rollback", a.id, json_pack("{s:s s:s?}",
+	    "bundle_id", bid, "previous_bundle_id",
+	    prev[0] != '\0' ? prev : NULL));
+	app_answer(ctx, 200, a.id, 0, NULL);
+	return;
+out:
+	db_rollback(db);
 }
 
 /* ---- the sweep ----------------------------------------------------- */
@@ -1732,7 +1842,7 @@ app_sweep(void)
 	if (db == NULL || db->in_tx)
 		return;
 	db_timestamp(now, sizeof(now));
-	ts_offset(later, sizeof(later), REDIRECT_TTL);
+	db_timestamp_offset(later, sizeof(later), REDIRECT_TTL);
 	p[0] = DB_PTEXT(later);
 	p[1] = DB_PTEXT(now);
 	if (db_exec(db, "UPDATE app_aliases SET phase = 'redirect', "
@@ -1748,7 +1858,7 @@ app_sweep(void)
 	    0;
 	if (keep <= 0)
 		return;
-	ts_offset(cutoff, sizeof(cutoff), -(keep / 1000));
+	db_timestamp_offset(cutoff, sizeof(cutoff), -(keep / 1000));
 	gone = json_array();
 	p[0] = DB_PTEXT(cutoff);
 	if (db_query(db, "SELECT id, name FROM apps WHERE deleted_at IS NOT "
@@ -1757,7 +1867,6 @@ app_sweep(void)
 	json_array_foreach(gone, i, e) {
 		const char	*id = json_string_value(json_array_get(e, 0));
 
-		app_drain_workers(id, 0);
 		if (db_begin(db) == -1 || app_purge_rows(db, id) == -1 ||
 		    db_commit(db) == -1) {
 			log_warnx("soft-delete sweep: app %s: %s", id,
@@ -1803,5 +1912,6 @@ const struct api_op api_app_ops[] = {
 	{ "apps.restore",	API_USER,	op_apps_restore },
 	{ "apps.enable",	API_USER,	op_apps_enable },
 	{ "apps.disable",	API_USER,	op_apps_disable },
+	{ "apps.rollback",	API_USER,	op_apps_rollback },
 	{ NULL,			0,		NULL }
 };

@@ -269,11 +269,17 @@ db_prepare(enum db_driver driver, const char *target, uid_t uid, gid_t gid,
 void
 db_timestamp(char *buf, size_t len)
 {
-	struct tm	 tm;
-	time_t		 now;
+	db_timestamp_offset(buf, len, 0);
+}
 
-	now = time(NULL);
-	if (gmtime_r(&now, &tm) == NULL ||
+void
+db_timestamp_offset(char *buf, size_t len, int64_t offset)
+{
+	struct tm	 tm;
+	time_t		 t;
+
+	t = time(NULL) + (time_t)offset;
+	if (gmtime_r(&t, &tm) == NULL ||
 	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		strlcpy(buf, "1970-01-01T00:00:00Z", len);
 }
