@@ -47,6 +47,7 @@
 #define PENDING_MS		30000	/* a session without a WebSocket */
 #define READY_WAIT_MS		20000	/* long poll of __blockyard/ready */
 #define TICK_MS			1000
+#define PREWARM_LIST_MS		60000	/* apps nobody opened yet */
 #define APP_BODY_MAX		((size_t)1 << 32)
 #define COOKIE_NAME		"blockyard_route"
 #define NAME_MAX_LEN		128
@@ -123,6 +124,8 @@ static void	 app_request(struct http_request *);
 static void	 session_go(struct http_request *, struct psession *);
 static void	 ready_answer(struct http_request *, struct papp *);
 static void	 papp_prewarm(struct papp *);
+static void	 resolve_done(json_t *, void *);
+static void	 prewarm_listed(json_t *, void *);
 static int	 papp_ready(const struct papp *);
 
 static int
@@ -1169,7 +1172,7 @@ drains_tick(void)
 static void
 tick(evutil_socket_t fd, short ev, void *arg)
 {
-	static int64_t	 last_health;
+	static int64_t	 last_health, last_prewarm = INT64_MIN / 2;
 	struct timeval	 tv = { TICK_MS / 1000, (TICK_MS % 1000) * 1000 };
 	int64_t		 now = proxy_now_ms();
 	struct papp	*a;
@@ -1180,6 +1183,11 @@ tick(evutil_socket_t fd, short ev, void *arg)
 	drains_tick();
 	RB_FOREACH(a, papp_tree, &apps)
 		papp_prewarm(a);
+	if (now - last_prewarm >= PREWARM_LIST_MS) {
+		last_prewarm = now;
+		api_call_internal(PROC_STATE, "proxy.prewarm", NULL,
+		    prewarm_listed, NULL);
+	}
 	if (now - last_health >= proc_conf->proxy.health_interval) {
 		last_health = now;
 		pworker_health_tick();
@@ -1189,38 +1197,62 @@ tick(evutil_socket_t fd, short ev, void *arg)
 
 /* ---- the API's side ---- */
 
+/* Ask bystate what idname is now; papp_update applies the answer. */
+static void
+papp_refresh(const char *idname)
+{
+	struct pname	 key, *pn;
+	char		*arg;
+
+	if (idname == NULL || strlen(idname) > NAME_MAX_LEN)
+		return;
+	key.name = (char *)idname;
+	if ((pn = RB_FIND(pname_tree, &names, &key)) == NULL) {
+		if ((pn = calloc(1, sizeof(*pn))) == NULL ||
+		    (pn->name = strdup(idname)) == NULL)
+			fatal("calloc");
+		TAILQ_INIT(&pn->waiters);
+		RB_INSERT(pname_tree, &names, pn);
+	}
+	if (pn->inflight)
+		return;
+	if ((arg = strdup(idname)) == NULL)
+		fatal("strdup");
+	if (api_call_internal(PROC_STATE, "proxy.resolve", json_pack("{s:s}",
+	    "name", idname), resolve_done, arg) == -1)
+		free(arg);
+	else
+		pn->inflight = 1;
+}
+
 void
 proxy_app_changed(const char *app_id)
 {
 	struct pname	*pn;
 	struct papp	*a;
-	char		*arg;
 
 	/* a rename or a new alias changes what names mean */
 	RB_FOREACH(pn, pname_tree, &names)
 		if (!pn->inflight)
 			pn->status = 0;
-	if ((a = papp_lookup(app_id)) == NULL)
-		return;
-	/* learn the new bundle now: its old workers start draining */
-	if ((arg = strdup(a->id)) == NULL)
-		fatal("strdup");
-	if (api_call_internal(PROC_STATE, "proxy.resolve", json_pack("{s:s}",
-	    "name", a->id), resolve_done, arg) == -1)
-		free(arg);
-	else {
-		/* resolve_done looks the name up: make sure it is there */
-		struct pname	 key;
+	/* learn the new state now: a new bundle's old workers drain */
+	if ((a = papp_lookup(app_id)) != NULL)
+		papp_refresh(a->id);
+	else
+		papp_refresh(app_id);
+}
 
-		key.name = a->id;
-		if (RB_FIND(pname_tree, &names, &key) == NULL) {
-			if ((pn = calloc(1, sizeof(*pn))) == NULL ||
-			    (pn->name = strdup(a->id)) == NULL)
-				fatal("calloc");
-			TAILQ_INIT(&pn->waiters);
-			RB_INSERT(pname_tree, &names, pn);
-		}
-	}
+static void
+prewarm_listed(json_t *res, void *arg)
+{
+	json_t	*id;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(json_object_get(res, "data"),
+	    "apps"), i, id)
+		if (json_is_string(id) && papp_find(json_string_value(id)) ==
+		    NULL)
+			papp_refresh(json_string_value(id));
 }
 
 void

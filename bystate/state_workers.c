@@ -264,9 +264,37 @@ op_proxy_resolve(struct api_ctx *ctx)
 	api_ok(ctx, 200, data);
 }
 
+static int
+prewarm_row(const struct db_row *r, void *arg)
+{
+	json_array_append_new(arg, json_string(db_row_text(r, 0)));
+	return 0;
+}
+
+/*
+ * Apps that want workers started ahead of demand: byproxy asks at
+ * start-up and now and then, so an app nobody opened yet is warm too.
+ */
+static void
+op_proxy_prewarm(struct api_ctx *ctx)
+{
+	json_t	*ids = json_array();
+
+	if (db_query(state_handle(), "SELECT id FROM apps "
+	    "WHERE pre_warmed_sessions > 0 AND deleted_at IS NULL "
+	    "AND active_bundle IS NOT NULL ORDER BY id", NULL, 0,
+	    prewarm_row, ids) == -1) {
+		json_decref(ids);
+		api_internal(ctx, "proxy.prewarm");
+		return;
+	}
+	api_ok(ctx, 200, json_pack("{s:o}", "apps", ids));
+}
+
 const struct api_op api_worker_ops[] = {
 	{ "workers.prepare",	API_USER,	op_workers_prepare },
 	{ "workers.check",	API_USER,	op_workers_check },
 	{ "proxy.resolve",	API_PROXY,	op_proxy_resolve },
+	{ "proxy.prewarm",	API_PROXY,	op_proxy_prewarm },
 	{ NULL,			0,		NULL }
 };
