@@ -59,6 +59,10 @@ runtime_listed(struct http_request *req, json_t *res, void *arg)
 	    json_is_array(workers)) {
 		json_array_foreach(workers, i, w) {
 			id = json_string_value(json_object_get(w, "id"));
+			/* byspawn cannot know the proxy drains it */
+			if (id != NULL && proxy_worker_draining(id))
+				json_object_set_new(w, "status",
+				    json_string("draining"));
 			s = proxy_worker_sessions(id ? id : "");
 			active += (json_int_t)json_array_size(s);
 			json_object_set_new(w, "sessions", s);

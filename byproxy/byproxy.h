@@ -515,6 +515,8 @@ void		 proxy_app_drain(const char *app_id, int wait,
 		    void (*done)(void *), void *);
 /* byspawn says a worker exited. */
 void		 proxy_worker_exited(const char *worker_id, int stopped);
+/* 1 if the app proxy drains the worker (runtime status). */
+int		 proxy_worker_draining(const char *worker_id);
 /* Sessions per worker for the runtime answer (an array, new ref). */
 json_t		*proxy_worker_sessions(const char *worker_id);
 

@@ -85,6 +85,14 @@ pworker_by_seq(uint64_t seq)
 	return NULL;
 }
 
+int
+proxy_worker_draining(const char *id)
+{
+	struct pworker	*w = pworker_find(id);
+
+	return w != NULL && w->draining;
+}
+
 size_t
 pworker_count(void)
 {

@@ -31,7 +31,7 @@ import json
 import re
 import time
 
-from wsclient import WebSocket, Closed, OP_TEXT
+from wsclient import WebSocket, OP_TEXT
 
 SHINY_MARKERS = (b"application/shiny-singletons", b"shiny.min.js",
                  b"shiny.js")

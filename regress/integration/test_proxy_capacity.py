@@ -137,7 +137,7 @@ class Global(ProxyCase):
         # the worker goes: the slot comes back
         wid = self.workers("one")[0]["id"]
         self.byd.byctl("worker", "stop", wid)
-        wait_until(lambda: self.workers("one") == [], 30, 0.5,
+        wait_until(lambda: self.workers("one") == [], 30, 1,
                    "worker gone")
         r = self.get("/app/two/", {"Accept": "*/*"})
         self.assertEqual(r.status, 200, r)

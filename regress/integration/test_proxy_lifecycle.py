@@ -65,7 +65,7 @@ class IdleReap(ProxyCase):
         self.assertRegex(c.values["summary"], r"^n = 200, mean")
         # no WebSocket, no requests: stopped, its processes gone
         c.close()
-        wait_until(lambda: self.workers("hello") == [], 60, 0.5,
+        wait_until(lambda: self.workers("hello") == [], 60, 1,
                    "idle worker stopped")
         wait_until(lambda: pids_of_uid(w["uid"]) == [], 20, 0.2,
                    "worker processes gone")
@@ -97,7 +97,7 @@ class Crash(ProxyCase):
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not alive(pid), 10, 0.1, "R gone")
 
-        wait_until(lambda: self.workers("hello") == [], 60, 0.5,
+        wait_until(lambda: self.workers("hello") == [], 60, 1,
                    "dead worker evicted")
         wait_until(lambda: self.session("hello", c.cookie)["status"] ==
                    "crashed", 30, 0.5, "session crashed")
@@ -163,7 +163,7 @@ class BundleSwitch(ProxyCase):
         # the old session leaves: the drained worker goes
         a.close()
         wait_until(lambda: old["id"] not in
-                   [w["id"] for w in self.workers("counter")], 60, 0.5,
+                   [w["id"] for w in self.workers("counter")], 60, 1,
                    "old worker gone")
         self.assertEqual([w["id"] for w in self.workers("counter")], [nw])
         b.update({"inc:shiny.number": 1}, wait=["count"])
@@ -191,7 +191,7 @@ class Disable(ProxyCase):
                                   cookie=c.cookie), 503, "app is disabled")
         # the worker drains and goes once its WebSocket has
         c.close()
-        wait_until(lambda: self.workers("hello") == [], 60, 0.5,
+        wait_until(lambda: self.workers("hello") == [], 60, 1,
                    "workers drained")
         wait_until(lambda: pids_of_uid(w["uid"]) == [], 20, 0.2,
                    "worker processes gone")
@@ -210,7 +210,7 @@ class PreWarm(ProxyCase):
                               {"pre_warmed_sessions": 1})
         self.assertEqual(st, 200, app)
         # a worker starts with no visitor at all
-        [w] = wait_until(lambda: self.workers("hello"), 60, 0.5,
+        [w] = wait_until(lambda: self.workers("hello"), 90, 1,
                          "pre-warmed worker")
         self.wait_ready("hello")
         self.assertEqual(w["sessions"], [])
@@ -221,7 +221,7 @@ class PreWarm(ProxyCase):
         self.assertEqual(self.worker_of("hello", c.cookie), w["id"])
         c.connect({"n": 100}, outputs=["summary"])
         # and the pool is refilled behind it
-        wait_until(lambda: len(self.workers("hello")) == 2, 60, 0.5,
+        wait_until(lambda: len(self.workers("hello")) == 2, 60, 1,
                    "pool refilled")
         fresh = [x for x in self.workers("hello") if x["id"] != w["id"]]
         self.assertEqual(fresh[0]["sessions"], [])

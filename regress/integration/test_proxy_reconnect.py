@@ -9,7 +9,7 @@ import time
 
 from test_proxy_e2e import ProxyCase, COUNTER
 
-TTL = 4     # seconds; ws_cache_ttl below
+TTL = 6     # seconds; ws_cache_ttl below
 
 INPUTS = {"inc:shiny.number": 0, "go:shiny.action": 0}
 
@@ -68,6 +68,7 @@ class Reconnect(ProxyCase):
         self.assertEqual(c.values["count"], "0")
         self.assertNotEqual(c.values["token"], token)
         self.assertEqual(self.bump(c, 1), "1")
+        c.close()
 
     def test_clean_close_is_not_parked(self):
         self.deploy("counter", COUNTER)
@@ -78,7 +79,8 @@ class Reconnect(ProxyCase):
         self.assertEqual(self.bump(c, 1), "1")
         self.assertEqual(self.bump(c, 2), "2")
         self.assertEqual(c.ws.close(), 1000)
-        # same cookie, right away: a new Shiny session, not the old one
+        # same cookie, soon after: a new Shiny session, not the old one
+        time.sleep(1)
         c.values.clear()
         c.config = None
         c.connect(INPUTS, outputs=["count", "token"])
