@@ -473,7 +473,11 @@ struct proxy_ws_events {
 	/*
 	 * The client side of an upgrade that proxy_ws_upgrade accepted
 	 * ended (handshake failed, clean close, drop): exactly once per
-	 * proxy_ws_upgrade call.  Capacity goes back here.
+	 * proxy_ws_upgrade call.  Capacity goes back here.  It may run
+	 * before proxy_ws_upgrade returns (a refused handshake), and runs
+	 * for every client before proxy_ws_close_worker and
+	 * proxy_ws_shutdown return.  Neither callback may call
+	 * proxy_ws_close_worker or proxy_ws_shutdown.
 	 */
 	void		(*released)(const char *worker_id,
 			    const char *session_id);
@@ -494,13 +498,14 @@ int		 proxy_ws_origin_ok(const struct http_request *,
  * Take the request: check the handshake (400 when malformed), reuse a
  * parked upstream of session_id on worker_id or open one, and answer
  * 101 once the worker accepted (502 "bad gateway" when it did not).
- * events->released follows exactly once.
+ * events->released follows exactly once.  Copies what it needs from
+ * the target.
  */
 void		 proxy_ws_upgrade(struct http_request *,
 		    const struct proxy_ws_target *);
 /* Close every WebSocket of a worker, parked ones too (it stops). */
 void		 proxy_ws_close_worker(const char *worker_id);
-size_t		 proxy_ws_count(void);		/* relayed now */
+size_t		 proxy_ws_count(void);		/* past 101, not parked */
 size_t		 proxy_ws_parked_count(void);	/* waiting for a client */
 void		 proxy_ws_shutdown(void);
 
