@@ -450,6 +450,16 @@ int		 proxy_header_dropped(const struct http_request *,
 		    const char *name);
 /* Normalised name equality: case-insensitive, '_' == '-'. */
 int		 proxy_header_name_eq(const char *, const char *);
+/*
+ * 1 if a worker's response header must not reach the client: hop-by-hop
+ * (Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
+ * Upgrade, names in the response's Connection), Content-Length (the
+ * core frames the body), and those the core sets on every answer (Date,
+ * X-Blockyard-Version, X-Content-Type-Options, X-Frame-Options,
+ * Referrer-Policy, Strict-Transport-Security).
+ */
+int		 proxy_resp_header_dropped(const struct http_headers *,
+		    const char *name);
 
 /* proxy_http.c: one request to a worker, keep-alive pool per worker */
 struct proxy_upstream {
