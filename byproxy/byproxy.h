@@ -216,6 +216,10 @@ struct http_request {
 	http_cancel_fn	 cancel;
 	void		*cancel_arg;
 	int		 chunked;	/* streaming with chunked encoding */
+	int64_t		 resp_left;	/* streamed, known length: bytes to
+					   come; -1 when unknown */
+	void		(*drain_fn)(struct http_request *, void *);
+	void		*drain_arg;	/* http_stream_on_drain */
 	size_t		 hdrs_seen;	/* trailer accounting */
 	size_t		 body_max;
 
@@ -281,6 +285,36 @@ int		 http_stream_start(struct http_request *, int status,
 		    const char *content_type);
 int		 http_stream_chunk(struct http_request *, struct evbuffer *);
 int		 http_stream_end(struct http_request *);
+/*
+ * A streamed answer that relays another server's (the app proxy): the
+ * core adds only its own headers (Date, security, version), no
+ * Content-Type; the caller adds the rest with http_add_header first.
+ * With length >= 0 the body is sent as is with that Content-Length:
+ * http_stream_chunk refuses bytes beyond it, and http_stream_end short
+ * of it cuts the connection like http_stream_abort and returns -1.
+ * With length -1 it is chunked (HTTP/1.1) or until close (HTTP/1.0).
+ * An answer to HEAD or with status 1xx, 204 or 304 has no body: chunks
+ * are dropped, and without a length no framing header is sent.
+ */
+int		 http_stream_start_length(struct http_request *, int status,
+		    int64_t length);
+/*
+ * A streamed answer that cannot be completed (its source failed): what
+ * is queued is still written, then the connection closes, so that the
+ * client sees a cut body (an HTTP/1.0 client of an answer without a
+ * length cannot tell).  The request is freed; no cancel follows.
+ */
+int		 http_stream_abort(struct http_request *);
+/* Bytes queued for the client and not yet written to its socket. */
+size_t		 http_stream_queued(const struct http_request *);
+/*
+ * Backpressure for a streamed answer: fn runs once, from the loop, when
+ * what is queued for the client has been written out (at the next turn
+ * when nothing is queued now).  A later call replaces fn; it is
+ * forgotten with the request (the cancel callback says so).
+ */
+int		 http_stream_on_drain(struct http_request *,
+		    void (*fn)(struct http_request *, void *), void *);
 /*
  * Hand the client's bufferevent to the caller after the request head
  * (WebSocket later).  Bytes that followed the request are in its input
@@ -428,6 +462,16 @@ int		 proxy_header_name_eq(const char *, const char *);
 void		 proxy_headers_add(struct http_headers *, const char *name,
 		    const char *value);
 void		 proxy_headers_free(struct http_headers *);
+/*
+ * 1 if a worker's response header must not reach the client: hop-by-hop
+ * (Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
+ * Upgrade, names in the response's Connection), Content-Length (the
+ * core frames the body), and those the core sets on every answer (Date,
+ * X-Blockyard-Version, X-Content-Type-Options, X-Frame-Options,
+ * Referrer-Policy, Strict-Transport-Security).
+ */
+int		 proxy_resp_header_dropped(const struct http_headers *,
+		    const char *name);
 
 /* proxy_http.c: one request to a worker, keep-alive pool per worker */
 struct proxy_upstream {

@@ -160,6 +160,8 @@ static void	 req_free(struct http_request *);
 static void	 req_log(struct http_request *, int);
 static int	 resp_head(struct http_request *, int, const char *, int64_t,
 		    int);
+static int	 resp_write_head(struct http_request *, int, const char *,
+		    int64_t, int);
 static int	 body_reading(const struct http_request *);
 static int	 body_step(struct http_conn *, struct evbuffer *);
 static void	 body_fail(struct http_conn *, enum http_body_error, int,
@@ -890,18 +892,26 @@ static int
 resp_head(struct http_request *req, int status, const char *ctype,
     int64_t clen, int chunked)
 {
+	/* a complete answer ends a streamed body (a streamed one not) */
+	if (clen >= 0)
+		body_settle(req);
+	return resp_write_head(req, status, ctype, clen, chunked);
+}
+
+static int
+resp_write_head(struct http_request *req, int status, const char *ctype,
+    int64_t clen, int chunked)
+{
 	struct http_conn	*c = req->conn;
 	struct http_server	*srv = c->srv;
 	struct evbuffer		*out = bufferevent_get_output(c->bev);
 	size_t			 i;
 
-	/* a complete answer ends a streamed body (a streamed one not) */
-	if (clen >= 0)
-		body_settle(req);
 	if (!req->keepalive || srv->shutting_down || (req->upgrade &&
 	    req->method == HTTP_CONNECT))
 		c->close_after = 1;
-	if (clen < 0 && !chunked)
+	/* only a body without length or chunks needs the close to end */
+	if (clen < 0 && !chunked && status_has_body(status))
 		c->close_after = 1;
 	req->status = status;
 	if (req->path != NULL)
@@ -1036,9 +1046,91 @@ http_stream_start(struct http_request *req, int status,
 	/* HTTP/1.0 has no chunked coding: send until close instead */
 	chunked = req->http_major == 1 && req->http_minor >= 1;
 	req->chunked = chunked;
+	req->resp_left = -1;
 	resp_head(req, status, content_type, -1, chunked);
 	req->state = HTTP_REQ_STREAMING;
 	req->conn->state = C_STREAM;
+	return 0;
+}
+
+int
+http_stream_start_length(struct http_request *req, int status,
+    int64_t length)
+{
+	int	 chunked = 0;
+
+	if (!req_answerable(req))
+		return -1;
+	if (length < 0 && status_has_body(status))
+		chunked = req->http_major == 1 && req->http_minor >= 1;
+	req->chunked = chunked;
+	req->status = status;
+	/* the count http_stream_end checks: nothing when no body goes */
+	if (!resp_sends_body(req))
+		req->resp_left = 0;
+	else
+		req->resp_left = length;
+	resp_write_head(req, status, NULL, length, chunked);
+	req->state = HTTP_REQ_STREAMING;
+	req->conn->state = C_STREAM;
+	return 0;
+}
+
+/*
+ * End a streamed answer without its proper end: flush what is queued,
+ * then close, so that the missing bytes or last chunk show the client
+ * that the body is cut.
+ */
+static void
+stream_cut(struct http_request *req)
+{
+	struct http_conn	*c = req->conn;
+
+	log_debug("http: %s: streamed answer cut", c->remote);
+	req->state = HTTP_REQ_DONE;
+	req->bs.ended = 1;
+	req->cancel = NULL;
+	req_log(req, req->status);
+	c->req = NULL;
+	req_free(req);
+	c->close_after = 1;
+	c->linger = 1;
+	conn_closing(c);
+}
+
+int
+http_stream_abort(struct http_request *req)
+{
+	if (req == NULL || req->conn == NULL ||
+	    req->state != HTTP_REQ_STREAMING)
+		return -1;
+	stream_cut(req);
+	return 0;
+}
+
+size_t
+http_stream_queued(const struct http_request *req)
+{
+	if (req == NULL || req->conn == NULL || req->conn->bev == NULL)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(req->conn->bev));
+}
+
+int
+http_stream_on_drain(struct http_request *req,
+    void (*fn)(struct http_request *, void *), void *arg)
+{
+	struct http_conn	*c;
+
+	if (req == NULL || (c = req->conn) == NULL ||
+	    req->state != HTTP_REQ_STREAMING || fn == NULL)
+		return -1;
+	req->drain_fn = fn;
+	req->drain_arg = arg;
+	/* nothing queued: no write will call back, so ask for the call */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE,
+		    BEV_TRIG_DEFER_CALLBACKS);
 	return 0;
 }
 
@@ -1059,6 +1151,12 @@ http_stream_chunk(struct http_request *req, struct evbuffer *buf)
 	/* an empty chunk would end the body */
 	if (len == 0)
 		return 0;
+	if (req->resp_left >= 0) {
+		/* never past the Content-Length: the next answer follows */
+		if ((uint64_t)len > (uint64_t)req->resp_left)
+			return -1;
+		req->resp_left -= (int64_t)len;
+	}
 	out = bufferevent_get_output(req->conn->bev);
 	if (req->chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
@@ -1074,6 +1172,11 @@ http_stream_end(struct http_request *req)
 	if (req == NULL || req->conn == NULL ||
 	    req->state != HTTP_REQ_STREAMING)
 		return -1;
+	if (req->resp_left > 0) {
+		/* short of its Content-Length: the client must not wait */
+		stream_cut(req);
+		return -1;
+	}
 	if (req->chunked && resp_sends_body(req))
 		evbuffer_add(bufferevent_get_output(req->conn->bev),
 		    "0\r\n\r\n", 5);
@@ -1890,10 +1993,22 @@ static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct http_conn	*c = arg;
+	struct http_request	*req = c->req;
+	void			(*fn)(struct http_request *, void *);
 
-	if (c->state == C_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	if (c->state == C_CLOSING) {
 		conn_linger(c);
+		return;
+	}
+	/* a streamed answer's producer waits for room (http_stream_on_drain) */
+	if (c->state == C_STREAM && req != NULL && req->drain_fn != NULL &&
+	    req->state == HTTP_REQ_STREAMING) {
+		fn = req->drain_fn;
+		req->drain_fn = NULL;
+		fn(req, req->drain_arg);
+	}
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "byproxy.h"
@@ -123,4 +124,35 @@ proxy_headers_free(struct http_headers *h)
 	}
 	free(h->v);
 	memset(h, 0, sizeof(*h));
+}
+
+/*
+ * 1 if a worker's response header must not reach the client: hop-by-hop
+ * names and those the response's Connection header lists, the framing
+ * (the core frames the relayed body itself), and what the core writes
+ * on every answer, which a copy from the worker would contradict (two
+ * X-Frame-Options make browsers ignore both).
+ */
+int
+proxy_resp_header_dropped(const struct http_headers *h, const char *name)
+{
+	static const char *const exact[] = {
+		"Connection", "Keep-Alive", "TE", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length", "Date",
+		"X-Content-Type-Options", "X-Frame-Options",
+		"Referrer-Policy", "Strict-Transport-Security",
+		"X-Blockyard-Version", NULL
+	};
+	size_t		 i;
+
+	for (i = 0; exact[i] != NULL; i++)
+		if (strcasecmp(name, exact[i]) == 0)
+			return 1;
+	if (strncasecmp(name, "Proxy-", 6) == 0)
+		return 1;
+	for (i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, "Connection") == 0 &&
+		    connection_lists(h->v[i].value, name))
+			return 1;
+	return 0;
 }

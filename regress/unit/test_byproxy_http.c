@@ -216,6 +216,63 @@ h_stream(struct http_request *req, void *arg)
 	http_set_cancel(req, stream_cancel, st);
 }
 
+/* A relayed answer (the app proxy's way): GET /len?mode */
+static int	 drains;
+
+static void
+len_drained(struct http_request *req, void *arg)
+{
+	struct evbuffer	*b = evbuffer_new();
+
+	drains++;
+	evbuffer_add(b, "defg", 4);
+	ck_assert_int_eq(http_stream_chunk(req, b), 0);
+	evbuffer_free(b);
+	ck_assert_int_eq(http_stream_end(req), 0);
+}
+
+static void
+h_len(struct http_request *req, void *arg)
+{
+	const char	*q = req->query != NULL ? req->query : "";
+	struct evbuffer	*b = evbuffer_new();
+	int64_t		 len = 7;
+
+	if (strcmp(q, "nobody") == 0) {
+		/* no length and no body: no framing header either */
+		ck_assert_int_eq(http_stream_start_length(req, 204, -1), 0);
+		ck_assert_int_eq(http_stream_end(req), 0);
+		evbuffer_free(b);
+		return;
+	}
+	if (strcmp(q, "short") == 0)
+		len = 10;
+	else if (strcmp(q, "abort") == 0)
+		len = -1;
+	ck_assert_int_eq(http_add_header(req, "Content-Type", "x/y"), 0);
+	ck_assert_int_eq(http_stream_start_length(req, 200, len), 0);
+	ck_assert_int_eq(http_add_header(req, "X-Late", "no"), -1);
+	evbuffer_add(b, "abc", 3);
+	ck_assert_int_eq(http_stream_chunk(req, b), 0);
+	ck_assert_uint_gt(http_stream_queued(req), 0);
+	if (strcmp(q, "short") == 0) {
+		/* fewer bytes than announced: the connection is cut */
+		ck_assert_int_eq(http_stream_end(req), -1);
+	} else if (strcmp(q, "abort") == 0)
+		ck_assert_int_eq(http_stream_abort(req), 0);
+	else {
+		/* more than announced is refused and left with the caller */
+		evbuffer_add(b, "defgh", 5);
+		if (!req->head) {
+			ck_assert_int_eq(http_stream_chunk(req, b), -1);
+			ck_assert_uint_eq(evbuffer_get_length(b), 5);
+		}
+		ck_assert_int_eq(http_stream_on_drain(req, len_drained, NULL),
+		    0);
+	}
+	evbuffer_free(b);
+}
+
 static void
 h_takeover(struct http_request *req, void *arg)
 {
@@ -511,6 +568,7 @@ static const struct http_route test_routes[] = {
 	{ "GET", "/header", HTTP_LISTEN_MAIN, 0, 0, h_header, NULL },
 	{ "GET", "/async", HTTP_LISTEN_MAIN, 0, 0, h_async, NULL },
 	{ "GET", "/stream", HTTP_LISTEN_MAIN, 0, 0, h_stream, NULL },
+	{ "GET", "/len", HTTP_LISTEN_MAIN, 0, 0, h_len, NULL },
 	{ "GET", "/takeover", HTTP_LISTEN_MAIN, 0, 0, h_takeover, NULL },
 	{ "GET", "/badheader", HTTP_LISTEN_MAIN, 0, 0, h_bad_header, NULL },
 	{ "POST", "/up", HTTP_LISTEN_MAIN, 32 * 1024 * 1024,
@@ -1649,6 +1707,60 @@ START_TEST(t_stream_disconnect)
 }
 END_TEST
 
+START_TEST(t_stream_length)
+{
+	struct tclient	*tc = client_new();
+	char		*raw;
+
+	drains = 0;
+	tc->head[1] = 1;
+	client_sends(tc, "GET /len HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "HEAD /len HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /len?nobody HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 4, 0, 2000), 4);
+	ck_assert_int_eq(resp[0].status, 200);
+	ck_assert_str_eq(hdr(&resp[0], "Content-Length"), "7");
+	ck_assert_ptr_null(hdr(&resp[0], "Transfer-Encoding"));
+	ck_assert_str_eq(hdr(&resp[0], "Content-Type"), "x/y");
+	ck_assert_str_eq(resp[0].body, "abcdefg");
+	ck_assert_str_eq(hdr(&resp[1], "Content-Length"), "7");
+	ck_assert_int_eq(resp[1].bodylen, 0);
+	ck_assert_int_eq(resp[2].status, 204);
+	ck_assert_ptr_null(hdr(&resp[2], "Content-Length"));
+	ck_assert_ptr_null(hdr(&resp[2], "Transfer-Encoding"));
+	ck_assert_str_eq(resp[3].body, "hello");
+	ck_assert_int_eq(drains, 2);
+	ck_assert_int_eq(tc->eof, 0);
+	client_free(tc);
+
+	/* short of the length: what was sent, then the close */
+	tc = client_new();
+	client_sends(tc, "GET /len?short HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 0, 1, 2000), 0);
+	ck_assert_int_eq(tc->eof, 1);
+	raw = raw_str(tc);
+	ck_assert_ptr_nonnull(strstr(raw, "Content-Length: 10\r\n"));
+	ck_assert_ptr_nonnull(strstr(raw, "\r\n\r\nabc"));
+	free(raw);
+	client_free(tc);
+
+	/* aborted: the last chunk never comes */
+	tc = client_new();
+	client_sends(tc, "GET /len?abort HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(run_until(tc, 0, 1, 2000), 0);
+	ck_assert_int_eq(tc->eof, 1);
+	raw = raw_str(tc);
+	ck_assert_ptr_nonnull(strstr(raw, "Transfer-Encoding: chunked\r\n"));
+	ck_assert_ptr_nonnull(strstr(raw, "\r\n\r\n3\r\nabc\r\n"));
+	ck_assert_ptr_null(strstr(raw, "0\r\n\r\n"));
+	free(raw);
+	client_free(tc);
+	run_until_nconns(0, 1000);
+	ck_assert_int_eq(http_server_nconns(srv), 0);
+}
+END_TEST
+
 START_TEST(t_takeover)
 {
 	struct tclient	*tc = client_new();
@@ -2560,6 +2672,7 @@ byproxy_http_suite(void)
 	tcase_add_test(tc, t_async_disconnect);
 	tcase_add_test(tc, t_stream);
 	tcase_add_test(tc, t_stream_disconnect);
+	tcase_add_test(tc, t_stream_length);
 	tcase_add_test(tc, t_takeover);
 	tcase_add_test(tc, t_pipelined_full_input);
 	tcase_add_test(tc, t_response_header_injection);
