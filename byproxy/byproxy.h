@@ -480,19 +480,27 @@ struct proxy_upstream {
 	const char	*target;	/* path and query sent upstream */
 	struct http_headers add;	/* appended after the client's */
 	int64_t		 timeout_ms;	/* whole exchange; 0: none */
-	/* called once when the exchange ends: the status sent, 502 when
-	   the worker failed; may be NULL */
+	/*
+	 * Called once when the exchange ends, may be NULL: the status
+	 * sent (the worker's once its head went out, also when the body
+	 * was cut), 502/504 when the worker failed before, 499 when the
+	 * client left first (408/413/400 when its body failed).
+	 */
 	void		(*done)(void *arg, int status);
 	void		*arg;
 };
 /*
  * Forward req to the worker and answer it: the client's headers minus
- * proxy_header_dropped, Host: 127.0.0.1:<port>, then up->add; the
- * request body streamed as it arrives; the response streamed back
- * (status, headers minus hop-by-hop, body with its Content-Length or
- * re-chunked).  502 "bad gateway" (plain text) if the worker fails
- * before the response began, 504 "gateway timeout" after timeout_ms
- * without a response head.  Copies what it needs from up.
+ * proxy_header_dropped (and Content-Length, Expect), Host:
+ * 127.0.0.1:<port>, then up->add; the request body (streamed, with
+ * HTTP_ROUTE_STREAM_BODY) sent as it arrives with the client's
+ * Content-Length or chunked; the response streamed back (status,
+ * headers minus proxy_resp_header_dropped, body with its Content-Length
+ * or re-chunked).  502 "bad gateway" (plain text) if the worker fails
+ * before the response began, 504 "gateway timeout" when timeout_ms
+ * passes first; after the head either cuts the client's connection.
+ * A pooled connection that closes before any answer is retried once on
+ * a new one if no body byte went up.  Copies what it needs from up.
  */
 void		 proxy_http_forward(struct http_request *,
 		    const struct proxy_upstream *);

@@ -521,6 +521,18 @@ ex_head_reset(struct exchange *ex)
 
 /* ---- the request head --------------------------------------------- */
 
+/* No CR or LF, and in a name no colon or space either. */
+static int
+name_ok(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f || *s == ':')
+			return 0;
+	return 1;
+}
+
 static int
 field_ok(const char *s)
 {
@@ -563,6 +575,8 @@ ex_framing(struct exchange *ex, struct http_request *req)
 		ex->up_chunked = 1;
 	} else if (cl != NULL)
 		evbuffer_add_printf(h, "Content-Length: %s\r\n", cl);
+	/* no body at all: nothing to wait for before pooling */
+	ex->body_done = req->bs.complete;
 }
 
 static int
@@ -591,7 +605,7 @@ ex_build_head(struct exchange *ex, struct http_request *req,
 	evbuffer_add_printf(h, "Host: 127.0.0.1:%d\r\n", up->port);
 	for (i = 0; i < up->add.n; i++) {
 		v = &up->add.v[i];
-		if (!field_ok(v->name) || !field_ok(v->value)) {
+		if (!name_ok(v->name) || !field_ok(v->value)) {
 			log_warnx("proxy: refusing header %s", v->name);
 			continue;
 		}
@@ -1185,8 +1199,9 @@ proxy_http_forward(struct http_request *req, const struct proxy_upstream *up)
 	struct pool	*p;
 	struct timeval	 tv;
 
-	if ((ex = ex_new(req, up)) == NULL) {
-		log_warnx("proxy: out of memory");
+	if (up->worker_id == NULL || up->target == NULL ||
+	    (ex = ex_new(req, up)) == NULL) {
+		log_warnx("proxy: cannot forward");
 		http_reply_text(req, 502, "bad gateway");
 		if (up->done != NULL)
 			up->done(up->arg, 502);
