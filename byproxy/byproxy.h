@@ -637,6 +637,11 @@ int64_t		 proxy_now_ms(void);
 extern TAILQ_HEAD(pworker_list, pworker) proxy_workers;
 struct pworker	*pworker_spawn(struct papp *);
 struct pworker	*pworker_find(const char *id);
+void		 pworker_free_all(void);
+/* Connect to a worker on 127.0.0.1:port (TCP_NODELAY, cbs set first). */
+struct bufferevent *proxy_dial(struct event_base *, int port, int options,
+		    bufferevent_data_cb, bufferevent_data_cb,
+		    bufferevent_event_cb, void *);
 /* The worker's load: open WebSockets plus sessions waiting for one. */
 int		 pworker_load(const struct pworker *);
 void		 pworker_stop(struct pworker *, const char *reason,

@@ -1027,24 +1027,34 @@ resolve(struct pname *pn)
 	return 0;
 }
 
+/* The cache entry of a requested name, made on first use. */
+static struct pname *
+pname_get(const char *name)
+{
+	struct pname	 key, *pn;
+
+	key.name = (char *)name;
+	if ((pn = RB_FIND(pname_tree, &names, &key)) != NULL)
+		return pn;
+	if ((pn = calloc(1, sizeof(*pn))) == NULL ||
+	    (pn->name = strdup(name)) == NULL)
+		fatal("calloc");
+	TAILQ_INIT(&pn->waiters);
+	RB_INSERT(pname_tree, &names, pn);
+	return pn;
+}
+
 static void
 app_request(struct http_request *req)
 {
 	const char	*name = http_request_param(req, "name");
-	struct pname	 key, *pn;
+	struct pname	*pn;
 
 	if (name == NULL || strlen(name) > NAME_MAX_LEN) {
 		text_reply(req, 404, "app not found");
 		return;
 	}
-	key.name = (char *)name;
-	if ((pn = RB_FIND(pname_tree, &names, &key)) == NULL) {
-		if ((pn = calloc(1, sizeof(*pn))) == NULL ||
-		    (pn->name = strdup(name)) == NULL)
-			fatal("calloc");
-		TAILQ_INIT(&pn->waiters);
-		RB_INSERT(pname_tree, &names, pn);
-	}
+	pn = pname_get(name);
 	if (pn->status != 0 && proxy_now_ms() - pn->fetched_ms <
 	    RESOLVE_TTL_MS) {
 		app_dispatch(req, pn);
@@ -1201,28 +1211,13 @@ tick(evutil_socket_t fd, short ev, void *arg)
 static void
 papp_refresh(const char *idname)
 {
-	struct pname	 key, *pn;
-	char		*arg;
+	struct pname	*pn;
 
 	if (idname == NULL || strlen(idname) > NAME_MAX_LEN)
 		return;
-	key.name = (char *)idname;
-	if ((pn = RB_FIND(pname_tree, &names, &key)) == NULL) {
-		if ((pn = calloc(1, sizeof(*pn))) == NULL ||
-		    (pn->name = strdup(idname)) == NULL)
-			fatal("calloc");
-		TAILQ_INIT(&pn->waiters);
-		RB_INSERT(pname_tree, &names, pn);
-	}
-	if (pn->inflight)
-		return;
-	if ((arg = strdup(idname)) == NULL)
-		fatal("strdup");
-	if (api_call_internal(PROC_STATE, "proxy.resolve", json_pack("{s:s}",
-	    "name", idname), resolve_done, arg) == -1)
-		free(arg);
-	else
-		pn->inflight = 1;
+	pn = pname_get(idname);
+	if (!pn->inflight)
+		resolve(pn);
 }
 
 void
@@ -1316,7 +1311,6 @@ proxy_app_shutdown(void)
 	struct pname	*pn, *tpn;
 	struct psession	*s, *ts;
 	struct papp	*a, *ta;
-	struct pworker	*w;
 	struct pwait	*pw;
 	struct pdrain	*d;
 
@@ -1340,16 +1334,7 @@ proxy_app_shutdown(void)
 	}
 	RB_FOREACH_SAFE(s, psession_tree, &sessions, ts)
 		session_free(s);
-	while ((w = TAILQ_FIRST(&proxy_workers)) != NULL) {
-		w->state = PW_GONE;
-		if (w->timer != NULL)
-			event_free(w->timer);
-		if (w->probe != NULL)
-			bufferevent_free(w->probe);
-		TAILQ_REMOVE(&w->app->workers, w, app_entry);
-		TAILQ_REMOVE(&proxy_workers, w, all_entry);
-		free(w);
-	}
+	pworker_free_all();
 	RB_FOREACH_SAFE(a, papp_tree, &apps, ta) {
 		RB_REMOVE(papp_tree, &apps, a);
 		free(a->name);

@@ -185,35 +185,12 @@ static void	 up_event(struct bufferevent *, short, void *);
 static struct bufferevent *
 uc_dial(struct upconn *uc, struct event_base *base)
 {
-	struct sockaddr_in	 sin;
 	struct bufferevent	*bev;
-	int			 fd, on = 1;
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("proxy: socket");
-		return NULL;
-	}
-	/* a request head and its body go out without waiting for ACKs */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
-		log_warn("proxy: TCP_NODELAY");
-	bev = bufferevent_socket_new(base, fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		close(fd);
-		return NULL;
-	}
-	bufferevent_setcb(bev, up_read, up_write, up_event, uc);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(uc->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bufferevent_socket_connect(bev, (struct sockaddr *)&sin,
-	    sizeof(sin)) == -1) {
-		bufferevent_free(bev);
-		return NULL;
-	}
+	/* TCP_NODELAY: a request head and its body go out without ACKs */
+	if ((bev = proxy_dial(base, uc->port, BEV_OPT_DEFER_CALLBACKS,
+	    up_read, up_write, up_event, uc)) != NULL)
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return bev;
 }
 

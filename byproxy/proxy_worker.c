@@ -17,12 +17,14 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 
@@ -34,7 +36,6 @@
 #define PROBE_IO_MS		5000	/* an accepted probe must answer */
 #define HEALTH_TIMEOUT_MS	2000
 #define HEALTH_MISSES		2
-#define STOP_GRACE_NOTE		"stopped"
 
 struct pworker_list	 proxy_workers = TAILQ_HEAD_INITIALIZER(proxy_workers);
 static uint64_t		 worker_seq;
@@ -61,6 +62,49 @@ ms_tv(int64_t ms)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	return tv;
+}
+
+/*
+ * A connection to a worker on 127.0.0.1:port: every dial to a worker
+ * (probes, health, HTTP, WebSocket) goes through here.  TCP_NODELAY,
+ * because what we send is small and must not wait for ACKs.  The
+ * callbacks are set before the connect, so a refusal (on loopback it
+ * can be immediate) reaches eventcb; NULL when no socket could be made.
+ */
+struct bufferevent *
+proxy_dial(struct event_base *base, int port, int options,
+    bufferevent_data_cb readcb, bufferevent_data_cb writecb,
+    bufferevent_event_cb eventcb, void *arg)
+{
+	struct sockaddr_in	 sin;
+	struct bufferevent	*bev;
+	int			 fd, on = 1;
+
+	if (port <= 0 || port > 65535)
+		return NULL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_warn("proxy: socket");
+		return NULL;
+	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
+		log_warn("proxy: TCP_NODELAY");
+	if ((bev = bufferevent_socket_new(base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | options)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	bufferevent_setcb(bev, readcb, writecb, eventcb, arg);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&sin,
+	    sizeof(sin)) == -1) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	return bev;
 }
 
 struct pworker *
@@ -122,6 +166,16 @@ pworker_free(struct pworker *w)
 	free(w);
 }
 
+/* Shutdown: drop every record; byspawn stops the processes itself. */
+void
+pworker_free_all(void)
+{
+	struct pworker	*w;
+
+	while ((w = TAILQ_FIRST(&proxy_workers)) != NULL)
+		pworker_free(w);
+}
+
 /*
  * Stop a worker and forget it: byspawn kills it (SIGTERM, then the
  * cgroup), its WebSockets and pooled connections close, its sessions
@@ -162,7 +216,6 @@ proxy_worker_exited(const char *id, int stopped)
 		return;
 	w->stopping = 1;	/* nothing left to stop */
 	if (w->state == PW_STARTING) {
-		papp_worker_failed(w, 503, "app failed to start");
 		pworker_stop(w, "exited while starting", 1);
 		return;
 	}
@@ -205,7 +258,6 @@ probe_retry(struct pworker *w)
 	if (left <= 0) {
 		log_warnx("app %s: worker %s did not answer within "
 		    "worker_start_timeout", w->app->name, w->id);
-		papp_worker_failed(w, 503, "app failed to start");
 		pworker_stop(w, "start timeout", 0);
 		return;
 	}
@@ -250,18 +302,8 @@ probe_event(struct bufferevent *bev, short what, void *arg)
 static void
 probe_connect(struct pworker *w)
 {
-	struct sockaddr_in	 sin;
-
-	if ((w->probe = bufferevent_socket_new(proc_base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatal("bufferevent_socket_new");
-	bufferevent_setcb(w->probe, probe_read, NULL, probe_event, w);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)w->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bufferevent_socket_connect(w->probe, (struct sockaddr *)&sin,
-	    sizeof(sin)) == -1)
+	if ((w->probe = proxy_dial(proc_base, w->port, 0, probe_read, NULL,
+	    probe_event, w)) == NULL)
 		probe_retry(w);
 }
 
@@ -369,7 +411,8 @@ health_result(struct health_probe *hp, int ok)
 {
 	struct pworker	*w = pworker_by_seq(hp->seq);
 
-	bufferevent_free(hp->bev);
+	if (hp->bev != NULL)
+		bufferevent_free(hp->bev);
 	event_free(hp->timer);
 	free(hp);
 	if (w == NULL || w->state != PW_READY)
@@ -405,25 +448,17 @@ static void
 health_check(struct pworker *w)
 {
 	struct health_probe	*hp;
-	struct sockaddr_in	 sin;
 	struct timeval		 tv = ms_tv(HEALTH_TIMEOUT_MS);
 
 	if ((hp = calloc(1, sizeof(*hp))) == NULL)
 		fatal("calloc");
 	hp->seq = w->seq;
-	if ((hp->bev = bufferevent_socket_new(proc_base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
-	    (hp->timer = evtimer_new(proc_base, health_timeout, hp)) == NULL)
-		fatal("health probe");
-	bufferevent_setcb(hp->bev, NULL, NULL, health_event, hp);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)w->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((hp->timer = evtimer_new(proc_base, health_timeout, hp)) == NULL)
+		fatal("evtimer_new");
 	w->probing = 1;
 	evtimer_add(hp->timer, &tv);
-	if (bufferevent_socket_connect(hp->bev, (struct sockaddr *)&sin,
-	    sizeof(sin)) == -1)
+	if ((hp->bev = proxy_dial(proc_base, w->port, 0, NULL, NULL,
+	    health_event, hp)) == NULL)
 		health_result(hp, 0);
 }
 

@@ -1315,8 +1315,6 @@ static void
 ws_connect(struct http_request *req, const struct proxy_ws_target *t)
 {
 	struct ws_conn		*c;
-	struct sockaddr_in	 sin;
-	int			 fd;
 
 	if ((c = ws_conn_new(http_request_base(req), t)) == NULL) {
 		log_warnx("proxy_ws: out of memory");
@@ -1331,32 +1329,15 @@ ws_connect(struct http_request *req, const struct proxy_ws_target *t)
 		hs_fail(c, "bad target");
 		return;
 	}
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1) {
-		hs_fail(c, strerror(errno));
+	/* a refused connection is reported to hs_event_cb */
+	if ((c->up.bev = proxy_dial(http_request_base(req), t->port,
+	    BEV_OPT_DEFER_CALLBACKS, hs_read_cb, NULL, hs_event_cb, c)) ==
+	    NULL) {
+		hs_fail(c, "cannot connect");
 		return;
 	}
-	c->up.bev = bufferevent_socket_new(http_request_base(req), fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->up.bev == NULL) {
-		close(fd);
-		hs_fail(c, "out of memory");
-		return;
-	}
-	set_nodelay(c->up.bev);
 	if (hs_request(c, bufferevent_get_output(c->up.bev), req, t) == -1) {
 		hs_fail(c, "out of memory");
-		return;
-	}
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(t->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bufferevent_setcb(c->up.bev, hs_read_cb, NULL, hs_event_cb, c);
-	/* a refused connection is reported to hs_event_cb */
-	if (bufferevent_socket_connect(c->up.bev, (struct sockaddr *)&sin,
-	    sizeof(sin)) == -1) {
-		hs_fail(c, "cannot connect");
 		return;
 	}
 	bufferevent_enable(c->up.bev, EV_READ | EV_WRITE);

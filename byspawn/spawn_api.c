@@ -69,6 +69,15 @@ worker_exit_notify(const struct worker *w)
 		log_warnx("worker %s: cannot tell byproxy it exited", w->id);
 }
 
+/* The record's state says "running" once the app answered HTTP. */
+static void
+worker_answered(struct worker *w, int ok, int http_status, void *arg)
+{
+	if (!ok && w->state == WORKER_STARTING)
+		log_warnx("worker %s of app %s did not answer HTTP within "
+		    "worker_start_timeout", w->id, w->app_id);
+}
+
 static json_t *
 op_start(json_t *args)
 {
@@ -108,6 +117,9 @@ op_start(json_t *args)
 	}
 	log_info("worker %s of app %s started on port %d", w->id, app,
 	    w->port);
+	if (worker_await_ready(w, (int)proc_conf->proxy.worker_start_timeout,
+	    worker_answered, NULL) == -1)
+		log_warnx("worker %s: cannot watch it start", w->id);
 	return call_ok(200, json_pack("{s:s s:s s:i}", "worker_id", w->id,
 	    "status", "starting", "port", w->port));
 }

@@ -426,6 +426,8 @@ class Shiny(ProxyCase):
         self.assertNotEqual(ws[0]["uid"], ws[1]["uid"])
         for w in ws:
             self.assertGreaterEqual(w["uid"], 60000)
+            # byspawn saw the app answer HTTP (byctl shows the same)
+            self.assertEqual(w["state"], "running", w)
         w1 = self.worker_of("hello", c1.cookie)
         w2 = self.worker_of("hello", c2.cookie)
         self.assertIsNotNone(w1)
