@@ -40,8 +40,20 @@ COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
 # Every .c of a program's folder; the one named after the program holds
 # main() and is left out when the others are linked into a test.
 define prog_objs
-$(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard $(1)/*.c)))
+$(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard $(1)/*.c))) $(GEN_OBJS_$(1))
 endef
+
+# byspawn carries its build script (byspawn/build.R) as a C string.
+GEN_OBJS_byspawn = $(BUILD)/obj/gen/build_script.o
+$(BUILD)/gen/build_script.c: byspawn/build.R
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from byspawn/build.R by make */'; \
+	  echo 'const char build_script[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+$(BUILD)/obj/gen/build_script.o: $(BUILD)/gen/build_script.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -Wno-overlength-strings -c -o $@ $<
 define prog_libobjs
 $(filter-out $(BUILD)/obj/$(1)/$(1).o,$(call prog_objs,$(1)))
 endef

@@ -4,8 +4,10 @@
  * The body is never held in memory: once bystate said the caller may
  * deploy to the app (bundles.begin), byspawn opens the archive file and
  * passes its fd here, and the body streams into it with backpressure.
- * byspawn then unpacks it as an unprivileged user; only a bundle that
- * unpacked cleanly gets its row (bundles.create).  Anything that fails
+ * byspawn then unpacks it as an unprivileged user and reads its
+ * manifest; only a bundle that unpacked cleanly with a valid manifest
+ * gets its row (bundles.create, pending), and byspawn then builds its
+ * dependencies (builds.start), which makes it ready and active.  Anything that fails
  * on the way asks byspawn to discard the files, so a rejected upload
  * leaves nothing behind.
  */
@@ -152,40 +154,42 @@ api_bundle_fd(uint32_t reqid, const struct msg_bundle_result *r, int fd)
 		upload_discard(u);
 }
 
-/* Old bundles past storage.bundle_retention: their files go too. */
+/* byspawn could not take the build: the task says so. */
 static void
-upload_prune(struct upload *u, json_t *pruned)
+build_started(json_t *res, void *arg)
 {
-	struct msg_bundle	 ids;
-	json_t			*id;
-	size_t			 i;
-
-	json_array_foreach(pruned, i, id) {
-		memset(&ids, 0, sizeof(ids));
-		strlcpy(ids.app_id, u->ids.app_id, sizeof(ids.app_id));
-		if (json_string_value(id) == NULL ||
-		    !msg_id_valid(json_string_value(id)))
-			continue;
-		strlcpy(ids.bundle_id, json_string_value(id),
-		    sizeof(ids.bundle_id));
-		proc_send(PROC_SPAWN, MSG_BUNDLE_DISCARD, 0, -1, &ids,
-		    sizeof(ids));
-	}
+	if (res == NULL || json_integer_value(json_object_get(res,
+	    "status")) >= 300)
+		log_warnx("a dependency build could not start");
 }
 
+/*
+ * bystate recorded the bundle as pending: answer 202 and have byspawn
+ * build its dependencies (with the app's limits, which bystate sent
+ * along and the client does not see).  The bundle becomes active when
+ * the build succeeds.
+ */
 static void
 upload_created(struct http_request *req, json_t *res, void *arg)
 {
 	struct upload	*u = arg;
-	json_t		*data = json_object_get(res, "data");
+	json_t		*data = json_object_get(res, "data"), *build;
 	int		 status;
 
 	status = (int)json_integer_value(json_object_get(res, "status"));
 	if (status < 300 && json_is_object(data)) {
-		upload_prune(u, json_object_get(data, "pruned"));
-		json_object_del(data, "pruned");
-		/* the new bundle is active: old workers drain */
-		proxy_app_changed(u->ids.app_id);
+		build = json_incref(json_object_get(data, "build"));
+		json_object_del(data, "build");
+		if (api_call_internal(PROC_SPAWN, "builds.start",
+		    json_pack("{s:s s:s s:O s:O s:O}", "app_id",
+		    u->ids.app_id, "bundle_id", u->ids.bundle_id, "task_id",
+		    json_object_get(data, "task_id"), "memory_limit",
+		    json_object_get(build, "memory_limit") ?: json_integer(0),
+		    "cpu_limit", json_object_get(build, "cpu_limit") ?:
+		    json_real(0)), build_started, NULL) == -1)
+			log_warnx("bundle %s: cannot start its build",
+			    u->ids.bundle_id);
+		json_decref(build);
 	}
 	api_reply(req, res);
 	if (status >= 300)
@@ -219,9 +223,9 @@ api_bundle_result(uint32_t reqid, const struct msg_bundle_result *r)
 	}
 	log_info("bundle %s: %lld files, %lld bytes unpacked",
 	    u->ids.bundle_id, (long long)r->files, (long long)r->bytes);
-	api_call(req, "bundles.create", json_pack("{s:s s:s s:s}", "id",
+	api_call(req, "bundles.create", json_pack("{s:s s:s s:s s:b}", "id",
 	    u->ids.app_id, "bundle_id", u->ids.bundle_id, "task_id",
-	    r->task_id), upload_created, u);
+	    r->task_id, "pinned", r->pinned != 0), upload_created, u);
 }
 
 /* bystate said who may deploy where: have byspawn open the file. */
@@ -324,6 +328,30 @@ h_task(struct http_request *req, void *arg)
 	    arg);
 }
 
+/* bystate allowed the refresh (or rollback): byspawn does it. */
+static void
+refresh_allowed(struct http_request *req, json_t *res, void *arg)
+{
+	json_t	*d = json_object_get(res, "data");
+
+	if (json_integer_value(json_object_get(res, "status")) != 200) {
+		api_reply(req, res);
+		return;
+	}
+	api_call_spawn(req, arg != NULL ? "builds.rollback" : "builds.refresh",
+	    json_pack("{s:O s:O s:O s:O}", "app_id", json_object_get(d,
+	    "app_id"), "bundle_id", json_object_get(d, "bundle_id"),
+	    "memory_limit", json_object_get(d, "memory_limit"), "cpu_limit",
+	    json_object_get(d, "cpu_limit")), NULL, NULL);
+}
+
+static void
+h_refresh(struct http_request *req, void *arg)
+{
+	api_call(req, "bundles.refresh_check", json_pack("{s:s}", "id",
+	    http_request_param(req, "id")), refresh_allowed, arg);
+}
+
 static const struct http_route bundle_routes[] = {
 	{ "GET", "/api/v1/tasks/{id}", HTTP_LISTEN_MAIN, 0, 0, h_task, NULL },
 	{ "GET", "/api/v1/tasks/{id}/logs", HTTP_LISTEN_MAIN, 0, 0, h_task,
@@ -333,6 +361,10 @@ static const struct http_route bundle_routes[] = {
 	    HTTP_ROUTE_STREAM_BODY, h_bundle_upload, NULL },
 	{ "GET", "/api/v1/apps/{id}/bundles", HTTP_LISTEN_MAIN, 0, 0,
 	    h_bundle_list, NULL },
+	{ "POST", "/api/v1/apps/{id}/refresh", HTTP_LISTEN_MAIN, 0, 0,
+	    h_refresh, NULL },
+	{ "POST", "/api/v1/apps/{id}/refresh/rollback", HTTP_LISTEN_MAIN, 0,
+	    0, h_refresh, "rollback" },
 };
 
 int

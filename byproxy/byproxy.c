@@ -42,6 +42,7 @@ static void	 proxy_bundle_result(struct msgchan *, struct msg *);
 static void	 proxy_logs_data(struct msgchan *, struct msg *);
 static void	 proxy_logs_end(struct msgchan *, struct msg *);
 static void	 proxy_worker_exit(struct msgchan *, struct msg *);
+static void	 proxy_build_done(struct msgchan *, struct msg *);
 
 static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_PONG, proxy_pong },
@@ -51,6 +52,7 @@ static const struct msg_handler proxy_spawn_handlers[] = {
 	{ MSG_LOGS_DATA, proxy_logs_data },
 	{ MSG_LOGS_END, proxy_logs_end },
 	{ MSG_WORKER_EXITED, proxy_worker_exit },
+	{ MSG_BUILD_DONE, proxy_build_done },
 	{ 0, NULL }
 };
 
@@ -279,4 +281,27 @@ proxy_worker_exit(struct msgchan *c, struct msg *m)
 	memcpy(&w, m->data, sizeof(w));
 	w.worker_id[sizeof(w.worker_id) - 1] = '\0';
 	proxy_worker_exited(w.worker_id, w.stopped);
+}
+
+/*
+ * A build activated a bundle (learn the app anew: its old workers
+ * drain), or a refresh or rollback changed the library of the active
+ * bundle (every worker of the app drains; new sessions get new ones).
+ */
+static void
+proxy_build_done(struct msgchan *c, struct msg *m)
+{
+	json_t		*j;
+	json_error_t	 jerr;
+	const char	*app, *kind;
+
+	if ((j = json_loadb(m->data, m->datalen, 0, &jerr)) == NULL)
+		fatalx("%s: bad build_done message: %s", c->name, jerr.text);
+	app = json_string_value(json_object_get(j, "app_id"));
+	kind = json_string_value(json_object_get(j, "kind"));
+	if (app != NULL && kind != NULL && strcmp(kind, "refresh") == 0)
+		proxy_app_renew(app);
+	else if (app != NULL)
+		proxy_app_changed(app);
+	json_decref(j);
 }

@@ -568,6 +568,7 @@ void		 proxy_app_shutdown(void);
 /* An app changed through the API: forget its cached resolution. */
 void		 proxy_app_changed(const char *app_id);
 /* Drain the app's workers; done (may be NULL) when they are gone. */
+void		 proxy_app_renew(const char *app_id);
 void		 proxy_app_drain(const char *app_id, int wait,
 		    void (*done)(void *), void *);
 /* byspawn says a worker exited. */

@@ -1276,6 +1276,22 @@ proxy_app_drain(const char *app_id, int wait, void (*done)(void *),
 	event_active(tick_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * The app's library changed under the same bundle (refresh, rollback):
+ * every worker drains, sessions on them go on, new ones start fresh.
+ */
+void
+proxy_app_renew(const char *app_id)
+{
+	struct papp	*a = papp_lookup(app_id);
+	struct pworker	*w;
+
+	if (a == NULL)
+		return;
+	TAILQ_FOREACH(w, &a->workers, app_entry)
+		worker_drain(w, 0);
+}
+
 static const struct http_route app_routes[] = {
 	{ "GET", "/app/{name}", HTTP_LISTEN_MAIN, 0, 0, h_app_slash, NULL },
 	{ "*", "/app/{name}/*", HTTP_LISTEN_MAIN, APP_BODY_MAX,

@@ -31,6 +31,7 @@ spawn_init(void)
 		fatalx("workers: %s", err);
 	if (bundle_storage_init(err, sizeof(err)) == -1)
 		fatalx("[storage] bundle_server_path: %s", err);
+	builds_init();
 }
 
 static json_t *
@@ -44,6 +45,7 @@ static void
 spawn_stopped(void *arg)
 {
 	logsub_free();
+	builds_free();
 	tasks_free();
 	workers_free();
 	/* empty now; a byd with a temporary control socket leaves no trace */
@@ -60,6 +62,7 @@ spawn_shutdown(void)
 	if (grace > SHUTDOWN_GRACE_MS || grace <= 0)
 		grace = SHUTDOWN_GRACE_MS;
 	bundle_shutdown();
+	builds_shutdown();
 	workers_shutdown((int)grace, spawn_stopped, NULL);
 }
 
@@ -72,6 +75,7 @@ spawn_reload(const struct config *old)
 	    preflight_bwrap(proc_conf->process.bwrap_path, bwrap_version,
 	    sizeof(bwrap_version), err, sizeof(err)) == -1)
 		log_warnx("[process] bwrap_path: %s", err);
+	builds_reload();
 }
 
 static const struct msg_handler spawn_proxy_handlers[] = {
@@ -81,6 +85,11 @@ static const struct msg_handler spawn_proxy_handlers[] = {
 	{ MSG_SPAWN_CALL,	spawn_call },
 	{ MSG_LOGS_SUBSCRIBE,	logsub_dispatch },
 	{ MSG_LOGS_CANCEL,	logsub_dispatch },
+	{ 0,			NULL }
+};
+
+static const struct msg_handler spawn_state_handlers[] = {
+	{ MSG_STATE_RESULT,	spawn_state_result },
 	{ 0,			NULL }
 };
 
@@ -99,6 +108,7 @@ static const struct helper spawn_helper = {
 	.handlers = {
 		[PROC_PROXY] = spawn_proxy_handlers,
 		[PROC_BYD] = spawn_byd_handlers,
+		[PROC_STATE] = spawn_state_handlers,
 	},
 };
 

@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include <limits.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -42,6 +43,9 @@ int	 spawn_run_capture(char *const argv[], char *out, size_t outlen,
 #define WORKER_TMP_SIZE		(256ULL << 20)	/* tmpfs /tmp cap */
 #define WORKER_SHM_SIZE		(64ULL << 20)	/* tmpfs /dev/shm cap */
 #define WORKER_LIB_PATH		"/blockyard-lib"
+#define BUILD_DIR_PATH		"/blockyard-build"
+#define BUILD_OUT_PATH		"/blockyard-out"
+#define BUILD_TMP_SIZE		(1ULL << 30)	/* a build's tmpfs /tmp */
 #define WORKER_CGROUP_NAME	"blockyard"	/* in every hierarchy */
 
 enum worker_state {
@@ -64,6 +68,21 @@ struct worker_spec {
 	double		 cpu_limit;	/* cores, 0 = none */
 	int		 pids_max;	/* 0 = WORKER_PIDS_DEFAULT */
 	const struct strmap *env;	/* extra variables after worker_env */
+	const char	*r_path;	/* NULL: [process] r_path */
+
+	/*
+	 * A dependency build step (spawn_build.c) instead of the app: no
+	 * port, no Shiny; Rscript runs build_dir/build.R with build_args,
+	 * out_dir is bound writable at BUILD_OUT_PATH and chowned to the
+	 * step's uid first, library_dir (if any) is read-only as for
+	 * workers, and ro_paths are bound read-only at their own paths
+	 * (file:// repositories).
+	 */
+	int		 build;
+	const char	*build_dir;	/* ro at BUILD_DIR_PATH */
+	const char	*out_dir;	/* rw at BUILD_OUT_PATH */
+	const char	*build_args;	/* the script's argument */
+	const struct strlist *ro_paths;
 
 	/* called on proc_base; NULL when not wanted */
 	void		(*on_exit)(struct worker *, void *);
@@ -133,6 +152,7 @@ struct worker {
 	char			 id[WORKER_ID_MAX + 1];
 	char			*app_id;
 	char			*bundle_id;
+	int			 build;		/* a dependency build step */
 	enum worker_state	 state;
 	pid_t			 pid;		/* the outer bwrap */
 	uid_t			 uid;		/* as seen on the host */
@@ -395,11 +415,125 @@ int	 unpack_remove_tree(int dirfd, const char *name);
 
 /* spawn_bundle.c: the upload messages from byproxy */
 int	 bundle_storage_init(char *err, size_t errlen);
+/* Remove a bundle's files: archive, tree, manifest, libraries. */
+void	 bundle_remove(const struct msg_bundle *);
 void	 bundle_shutdown(void);
 void	 spawn_bundle_dispatch(struct msgchan *, struct msg *);
 
 /* spawn_api.c: MSG_SPAWN_CALL from byproxy and (for byctl) byd */
 void	 spawn_call(struct msgchan *, struct msg *);
+json_t	*spawn_ok(int status, json_t *data);
+json_t	*spawn_fail(int status, const char *code, const char *message);
+
+/* spawn_manifest.c: a bundle's dependencies and the R to build them */
+
+#define MANIFEST_FILE_MAX	(8UL << 20)	/* manifest.json etc. */
+#define MANIFEST_WALK_DEPTH	64		/* path components */
+
+/* Where the dependencies came from, in priority order. */
+enum manifest_form {
+	MANIFEST_JSON,		/* the bundle's manifest.json */
+	MANIFEST_RENV,		/* renv.lock: pinned */
+	MANIFEST_DESCRIPTION,	/* DESCRIPTION: unpinned */
+	MANIFEST_SCRIPTS,	/* none: the build scans the scripts */
+};
+
+struct manifest_result {
+	json_t			*manifest;	/* resolved, reference format */
+	enum manifest_form	 form;
+	int			 pinned;	/* it has "packages" */
+	char			 r_version[32];	/* "" if none */
+};
+
+/*
+ * Resolve the manifest of the unpacked bundle at bundle_dir: the first
+ * of manifest.json, renv.lock, DESCRIPTION at its top level, else bare
+ * scripts; always with "version", "metadata", "repositories" and the
+ * SHA-256 "files" of every regular file (hidden names skipped).  An
+ * empty "packages" is dropped, so pinned <=> "packages" is present.
+ * 0 ok; -1 the bundle's fault: err is the reason for a 400 (no server
+ * paths); -2 internal: err is for the log.  res->manifest is NULL
+ * unless 0.
+ */
+int	 manifest_resolve(const char *bundle_dir, struct manifest_result *res,
+	    char *err, size_t errlen);
+void	 manifest_result_free(struct manifest_result *);
+/* "manifest.json", "renv.lock", "DESCRIPTION", "scripts" */
+const char *manifest_form_name(enum manifest_form);
+/*
+ * Write the manifest as pretty JSON (sorted keys) to path atomically
+ * (a temporary file next to it, then rename), mode 0644.  0, or -1
+ * with err.
+ */
+int	 manifest_write(const json_t *manifest, const char *path, char *err,
+	    size_t errlen);
+
+/* R installations: [process] r_path plus rig-style /opt/R/<v>/bin/R. */
+struct r_install {
+	char	 version[32];		/* "4.3.1" */
+	char	 path[PATH_MAX];	/* the R binary */
+};
+
+/*
+ * r_path first (its version from "<r_path> --version", run without a
+ * shell, 10 s at most), then every optroot/<dir>/bin/R in version
+ * order (the version is <dir> when it reads X.Y.Z or X.Y, else the
+ * binary is asked).  Symlinked directories (rig's "current") and a
+ * version already listed are skipped, and so is a binary whose version
+ * cannot be found.  optroot is "/opt/R" in production.  Returns the
+ * count, 0..max.
+ */
+int	 r_installs_scan(const char *r_path, const char *optroot,
+	    struct r_install *list, int max);
+/*
+ * The install for a wanted version: "" takes the first (r_path); else
+ * the exact version, else the newest of the same major.minor.  -1 when
+ * none, with err "bundle requires R 4.4 which is not installed;
+ * available: 4.2.2, 4.3.1".
+ */
+int	 r_install_pick(const struct r_install *list, int n, const char *want,
+	    const struct r_install **out, char *err, size_t errlen);
+
+/* spawn_state.c: byspawn's own calls to bystate */
+typedef void	(*spawn_state_fn)(json_t *res, void *arg);
+int	 spawn_state_call(const char *op, json_t *args, spawn_state_fn,
+	    void *);
+void	 spawn_state_result(struct msgchan *, struct msg *);
+void	 spawn_state_free(void);
+
+/* spawn_store.c: the package store */
+struct store_pkg {
+	char	 name[65];
+	char	 version[64];
+	char	 rplat[160];	/* "<R version>-<platform>" */
+	char	 key[65];	/* SHA-256 hex */
+};
+int	 store_name_ok(const char *);
+int	 store_word_ok(const char *);
+void	 store_key(const char *const fields[], size_t n, char out[65]);
+int	 store_has(const struct store_pkg *);
+int	 store_link(const struct store_pkg *, int libfd, char *err,
+	    size_t errlen);
+int	 store_ingest(const struct store_pkg *, int stagefd, int libfd,
+	    char *err, size_t errlen);
+int	 store_sweep(int64_t retention_ms);
+
+/* spawn_build.c: dependency builds */
+void	 builds_init(void);
+void	 builds_reload(void);
+void	 builds_shutdown(void);
+void	 builds_free(void);
+void	 r_installs_init(void);
+int	 bundle_r_pick(const char *want, char *path, size_t len, char *err,
+	    size_t errlen);
+json_t	*manifest_load(const char *path, char *err, size_t errlen);
+int	 bundle_r_path(const json_t *manifest, char *buf, size_t len,
+	    char *err, size_t errlen);
+const char *bundle_library(const char *app, const char *bundle, char *buf,
+	    size_t len);
+json_t	*build_op_start(json_t *args);
+json_t	*build_op_refresh(json_t *args);
+json_t	*build_op_rollback(json_t *args);
 
 /* spawn_logsub.c: following worker logs for byproxy */
 void	 logsub_dispatch(struct msgchan *, struct msg *);
@@ -415,6 +549,9 @@ enum task_state {
 };
 struct task;
 struct task	*task_new(const char *app_id);
+struct task	*task_find(const char *id);
+void		 task_set_bundle(struct task *, const char *bundle_id);
+void		 task_fail_bundle(const char *bundle_id, const char *why);
 const char	*task_id(const struct task *);
 void		 task_log(struct task *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));

@@ -8,6 +8,10 @@
  *	workers.list	{app_id?}
  *	workers.stop	{worker_id, app_id?}
  *	tasks.get	{id, lines?}
+ *	builds.start	{app_id, bundle_id, task_id, memory_limit, cpu_limit}
+ *	builds.refresh	{app_id, bundle_id, memory_limit, cpu_limit}
+ *	builds.rollback	{app_id, bundle_id}
+ * (the builds.* ops live in spawn_build.c)
  */
 
 #include <sys/types.h>
@@ -26,15 +30,15 @@
 
 #define STOP_GRACE_MS	5000
 
-static json_t *
-call_fail(int status, const char *code, const char *message)
+json_t *
+spawn_fail(int status, const char *code, const char *message)
 {
 	return json_pack("{s:i s:s s:s}", "status", status, "error", code,
 	    "message", message);
 }
 
-static json_t *
-call_ok(int status, json_t *data)
+json_t *
+spawn_ok(int status, json_t *data)
 {
 	return json_pack("{s:i s:o}", "status", status, "data", data);
 }
@@ -85,16 +89,18 @@ op_start(json_t *args)
 	struct worker		*w;
 	const char		*app, *bundle;
 	char			 id[MSG_ID_LEN], dir[PATH_MAX], err[512];
+	char			 lib[PATH_MAX], mpath[PATH_MAX], rpath[PATH_MAX];
+	json_t			*m;
 
 	app = json_string_value(json_object_get(args, "app_id"));
 	bundle = json_string_value(json_object_get(args, "bundle_id"));
 	if (app == NULL || bundle == NULL || !msg_id_valid(app) ||
 	    !msg_id_valid(bundle))
-		return call_fail(400, "bad_request", "bad app or bundle id");
+		return spawn_fail(400, "bad_request", "bad app or bundle id");
 	snprintf(dir, sizeof(dir), "%s/%s/%s",
 	    proc_conf->storage.bundle_server_path, app, bundle);
 	if (access(dir, F_OK) == -1)
-		return call_fail(409, "conflict",
+		return spawn_fail(409, "conflict",
 		    "the active bundle has no files");
 	uuid_v4(id, sizeof(id));
 	memset(&spec, 0, sizeof(spec));
@@ -102,6 +108,16 @@ op_start(json_t *args)
 	spec.app_id = app;
 	spec.bundle_id = bundle;
 	spec.bundle_dir = dir;
+	/* its library first on R_LIBS, then the host's site library */
+	spec.library_dir = bundle_library(app, bundle, lib, sizeof(lib));
+	snprintf(mpath, sizeof(mpath), "%s/%s/%s.manifest.json",
+	    proc_conf->storage.bundle_server_path, app, bundle);
+	if ((m = manifest_load(mpath, err, sizeof(err))) != NULL) {
+		if (bundle_r_path(m, rpath, sizeof(rpath), err,
+		    sizeof(err)) == 0)
+			spec.r_path = rpath;
+		json_decref(m);
+	}
 	spec.memory_limit = (uint64_t)json_integer_value(json_object_get(args,
 	    "memory_limit"));
 	spec.cpu_limit = json_number_value(json_object_get(args, "cpu_limit"));
@@ -110,9 +126,9 @@ op_start(json_t *args)
 	if (worker_spawn(&spec, &w, err, sizeof(err)) == -1) {
 		log_warnx("app %s: cannot start a worker: %s", app, err);
 		if (strstr(err, "slot") != NULL || strstr(err, "free") != NULL)
-			return call_fail(503, "service_unavailable",
+			return spawn_fail(503, "service_unavailable",
 			    "server at capacity");
-		return call_fail(500, "internal_error",
+		return spawn_fail(500, "internal_error",
 		    "internal server error");
 	}
 	log_info("worker %s of app %s started on port %d", w->id, app,
@@ -120,7 +136,7 @@ op_start(json_t *args)
 	if (worker_await_ready(w, (int)proc_conf->proxy.worker_start_timeout,
 	    worker_answered, NULL) == -1)
 		log_warnx("worker %s: cannot watch it start", w->id);
-	return call_ok(200, json_pack("{s:s s:s s:i}", "worker_id", w->id,
+	return spawn_ok(200, json_pack("{s:s s:s s:i}", "worker_id", w->id,
 	    "status", "starting", "port", w->port));
 }
 
@@ -164,7 +180,8 @@ op_list(json_t *args)
 	size_t		 i;
 
 	TAILQ_FOREACH(w, &workers, entry) {
-		if (app != NULL && strcmp(app, w->app_id) != 0)
+		/* build steps are the task's business, not the runtime's */
+		if (w->build || (app != NULL && strcmp(app, w->app_id) != 0))
 			continue;
 		json_array_append_new(arr, worker_runtime_json(w));
 	}
@@ -176,7 +193,7 @@ op_list(json_t *args)
 	for (i = 0; i < sizeof(views) / sizeof(views[0]); i++)
 		if ((v = json_object_get(args, views[i])) != NULL)
 			json_object_set(res, views[i], v);
-	return call_ok(200, res);
+	return spawn_ok(200, res);
 }
 
 static json_t *
@@ -189,10 +206,10 @@ op_stop(json_t *args)
 
 	if (id == NULL || (w = worker_find(id)) == NULL ||
 	    (app != NULL && strcmp(app, w->app_id) != 0))
-		return call_fail(404, "not_found", "worker not found");
+		return spawn_fail(404, "not_found", "worker not found");
 	if (w->state != WORKER_EXITED)
 		worker_stop(w, STOP_GRACE_MS);
-	return call_ok(200, worker_to_json(w));
+	return spawn_ok(200, worker_to_json(w));
 }
 
 static json_t *
@@ -206,9 +223,9 @@ op_task(json_t *args)
 	    "lines")))) == NULL) {
 		snprintf(msg, sizeof(msg), "task %.64s not found",
 		    id ? id : "");
-		return call_fail(404, "not_found", msg);
+		return spawn_fail(404, "not_found", msg);
 	}
-	return call_ok(200, t);
+	return spawn_ok(200, t);
 }
 
 void
@@ -224,7 +241,7 @@ spawn_call(struct msgchan *c, struct msg *m)
 	op = json_string_value(json_object_get(req, "op"));
 	args = json_object_get(req, "args");
 	if (op == NULL)
-		res = call_fail(400, "bad_request", "no op");
+		res = spawn_fail(400, "bad_request", "no op");
 	else if (strcmp(op, "workers.start") == 0)
 		res = op_start(args);
 	else if (strcmp(op, "workers.list") == 0)
@@ -233,9 +250,15 @@ spawn_call(struct msgchan *c, struct msg *m)
 		res = op_stop(args);
 	else if (strcmp(op, "tasks.get") == 0)
 		res = op_task(args);
+	else if (strcmp(op, "builds.start") == 0)
+		res = build_op_start(args);
+	else if (strcmp(op, "builds.refresh") == 0)
+		res = build_op_refresh(args);
+	else if (strcmp(op, "builds.rollback") == 0)
+		res = build_op_rollback(args);
 	else {
 		log_warnx("%s: unknown spawn op %s", c->name, op);
-		res = call_fail(500, "internal_error", "internal server error");
+		res = spawn_fail(500, "internal_error", "internal server error");
 	}
 	json_decref(req);
 	if ((s = json_dumps(res, JSON_COMPACT)) == NULL)

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -135,16 +136,19 @@ bundle_open(struct msgchan *c, struct msg *m)
 	bundle_answer(c, MSG_BUNDLE_FD, m->hdr.peerid, 0, "", fd);
 }
 
-/* Remove an upload's files and the app directory if it is now empty. */
-static void
+/*
+ * Remove every file of a bundle: <bundle>.tar.gz, the tree <bundle>/,
+ * and whatever <bundle>.* a build made (manifest, libraries, work
+ * directories); then the app directory if it is now empty.
+ */
+void
 bundle_remove(const struct msg_bundle *ids)
 {
-	char	 dir[PATH_MAX], path[PATH_MAX];
-	int	 dfd;
+	char		 dir[PATH_MAX], pfx[MSG_ID_LEN + 1];
+	DIR		*d;
+	struct dirent	*de;
+	int		 dfd;
 
-	bundle_path(ids, ".tar.gz", path, sizeof(path));
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("unlink %s", path);
 	snprintf(dir, sizeof(dir), "%s/%s",
 	    proc_conf->storage.bundle_server_path, ids->app_id);
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
@@ -152,7 +156,17 @@ bundle_remove(const struct msg_bundle *ids)
 		return;
 	if (unpack_remove_tree(dfd, ids->bundle_id) == -1 && errno != ENOENT)
 		log_warn("remove %s/%s", dir, ids->bundle_id);
-	close(dfd);
+	snprintf(pfx, sizeof(pfx), "%s.", ids->bundle_id);
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, pfx, strlen(pfx)) == 0 &&
+		    unpack_remove_tree(dirfd(d), de->d_name) == -1 &&
+		    errno != ENOENT)
+			log_warn("remove %s/%s", dir, de->d_name);
+	closedir(d);
 	/* fails while other bundles of the app are there: fine */
 	rmdir(dir);
 }
@@ -165,6 +179,8 @@ bundle_discard(struct msgchan *c, struct msg *m)
 	if (bundle_ids(m, &ids) == -1)
 		fatalx("%s: bad bundle discard", c->name);
 	log_debug("bundle %s: discarded", ids.bundle_id);
+	task_fail_bundle(ids.bundle_id, "bundle discarded: the upload was "
+	    "not recorded");
 	bundle_remove(&ids);
 }
 
@@ -177,6 +193,58 @@ unpacking_free(struct unpacking *u)
 	if (u->uid != -1)
 		slot_uid_release(u->uid);
 	free(u);
+}
+
+/*
+ * The unpacked bundle's dependencies: its manifest.json, renv.lock or
+ * DESCRIPTION made into the reference's manifest (or a manifest that
+ * has the build scan the scripts), and an R that fits its r_version.
+ * Written next to the bundle as <bundle>.manifest.json, with our own
+ * "blockyard" object saying which R and which form.  An invalid
+ * manifest or an R we lack is the bundle's fault: 400.
+ */
+static int
+bundle_manifest(struct unpacking *u, int32_t *pinned, char *err,
+    size_t errlen)
+{
+	struct manifest_result	 mr;
+	char			 dir[PATH_MAX], path[PATH_MAX], rpath[PATH_MAX];
+	int			 rv;
+
+	memset(&mr, 0, sizeof(mr));
+	bundle_path(&u->ids, "", dir, sizeof(dir));
+	if ((rv = manifest_resolve(dir, &mr, err, errlen)) != 0 ||
+	    bundle_r_pick(mr.r_version, rpath, sizeof(rpath), err,
+	    errlen) == -1) {
+		manifest_result_free(&mr);
+		if (rv == -2) {
+			log_warnx("bundle %s: manifest: %s", u->ids.bundle_id,
+			    err);
+			task_log(u->task, "bundle rejected: internal server "
+			    "error");
+			task_done(u->task, 0);
+			return UNPACK_INTERNAL;
+		}
+		log_info("bundle %s rejected: %s", u->ids.bundle_id, err);
+		task_log(u->task, "bundle rejected: %s", err);
+		task_done(u->task, 0);
+		return UNPACK_BAD_ARCHIVE;
+	}
+	json_object_set_new(mr.manifest, "blockyard", json_pack("{s:s s:s}",
+	    "r_path", rpath, "form", manifest_form_name(mr.form)));
+	bundle_path(&u->ids, ".manifest.json", path, sizeof(path));
+	if (manifest_write(mr.manifest, path, err, errlen) == -1) {
+		log_warnx("bundle %s: %s", u->ids.bundle_id, err);
+		manifest_result_free(&mr);
+		task_log(u->task, "bundle rejected: internal server error");
+		task_done(u->task, 0);
+		return UNPACK_INTERNAL;
+	}
+	task_log(u->task, "dependencies from %s (%s)",
+	    manifest_form_name(mr.form), mr.pinned ? "pinned" : "unpinned");
+	*pinned = mr.pinned;
+	manifest_result_free(&mr);
+	return UNPACK_OK;
 }
 
 static void
@@ -209,13 +277,20 @@ unpack_done(evutil_socket_t fd, short what, void *arg)
 		/* internal errors name server paths: not for the client */
 		strlcpy(r.message, st == UNPACK_INTERNAL ?
 		    "internal server error" : err, sizeof(r.message));
+	} else if (task_log(u->task, "unpacked %llu files, %llu bytes",
+	    (unsigned long long)res.files, (unsigned long long)res.bytes),
+	    (st = bundle_manifest(u, &r.pinned, err,
+	    sizeof(err))) != UNPACK_OK) {
+		/* bundle_manifest said why in the task and the log */
+		bundle_remove(&u->ids);
+		r.status = unpack_http_status(st);
+		strlcpy(r.message, st == UNPACK_INTERNAL ?
+		    "internal server error" : err, sizeof(r.message));
 	} else {
 		r.files = (int64_t)res.files;
 		r.bytes = (int64_t)res.bytes;
-		task_log(u->task, "unpacked %llu files, %llu bytes",
-		    (unsigned long long)res.files,
-		    (unsigned long long)res.bytes);
-		task_done(u->task, 1);
+		/* the build carries the task on */
+		task_set_bundle(u->task, u->ids.bundle_id);
 	}
 	if (msgchan_send(u->chan, MSG_BUNDLE_RESULT, u->reqid, -1, &r,
 	    sizeof(r)) == -1)

@@ -37,7 +37,7 @@
 #include <jansson.h>
 #include <sha2.h>
 
-#include "spawn_manifest.h"
+#include "byspawn.h"
 #include "log.h"
 
 #define R_VERSION_TIMEOUT_MS	10000

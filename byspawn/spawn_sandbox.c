@@ -151,21 +151,20 @@ add_root(struct argv *a)
  * prefix, two levels above the binary, read-only.
  */
 static int
-add_r_prefix(struct argv *a, char *err, size_t errlen)
+add_r_prefix(struct argv *a, const char *r_path, char *err, size_t errlen)
 {
 	char	 real[PATH_MAX], *prefix;
 
-	if (realpath(proc_conf->process.r_path, real) == NULL) {
-		snprintf(err, errlen, "[process] r_path %s: %s",
-		    proc_conf->process.r_path, strerror(errno));
+	if (realpath(r_path, real) == NULL) {
+		snprintf(err, errlen, "R %s: %s", r_path, strerror(errno));
 		return -1;
 	}
 	if (strncmp(real, "/usr/", 5) == 0)
 		return 0;
 	prefix = dirname(dirname(real));
 	if (strcmp(prefix, "/") == 0) {
-		snprintf(err, errlen, "[process] r_path %s: not in an "
-		    "installation prefix", proc_conf->process.r_path);
+		snprintf(err, errlen, "R %s: not in an installation prefix",
+		    r_path);
 		return -1;
 	}
 	argv_add3(a, "--ro-bind", prefix, prefix);
@@ -197,10 +196,15 @@ add_env(struct argv *a, const struct worker *w, const struct worker_spec *s)
 	argv_add3(a, "--setenv", "TZ", "UTC");
 	argv_add(a, "--setenv");
 	argv_add(a, "R_LIBS");
-	if (s->library_dir != NULL)
-		argv_addf(a, "%s:%s", WORKER_LIB_PATH, SANDBOX_SITE_LIBS);
-	else
-		argv_add(a, SANDBOX_SITE_LIBS);
+	/* a build step installs into its out dir, on top of the library */
+	argv_addf(a, "%s%s%s%s", s->build ? BUILD_OUT_PATH ":" : "",
+	    s->library_dir != NULL ? WORKER_LIB_PATH : "",
+	    s->library_dir != NULL ? ":" : "", SANDBOX_SITE_LIBS);
+	if (s->build) {
+		argv_add3(a, "--setenv", "BLOCKYARD_HOST_LIBS",
+		    SANDBOX_SITE_LIBS ":/usr/lib/R/library");
+		return;
+	}
 	argv_add(a, "--setenv");
 	argv_add(a, "SHINY_PORT");
 	argv_addf(a, "%d", w->port);
@@ -263,6 +267,8 @@ add_namespaces(struct argv *a)
 static void
 add_mounts(struct argv *a, const struct worker_spec *s, const char *bwp)
 {
+	size_t	 i;
+
 	argv_add3(a, "--proc", "/proc", NULL);
 	argv_add3(a, "--dev", "/dev", NULL);
 	/* --dev's own /dev is an uncapped tmpfs the worker can write */
@@ -270,12 +276,32 @@ add_mounts(struct argv *a, const struct worker_spec *s, const char *bwp)
 	argv_addf(a, "%llu", (unsigned long long)WORKER_SHM_SIZE);
 	argv_add3(a, "--tmpfs", "/dev/shm", NULL);
 	argv_add(a, "--size");
-	argv_addf(a, "%llu", (unsigned long long)WORKER_TMP_SIZE);
+	argv_addf(a, "%llu", (unsigned long long)(s->build ? BUILD_TMP_SIZE :
+	    WORKER_TMP_SIZE));
 	argv_add3(a, "--tmpfs", "/tmp", NULL);
 	/* after /tmp, so that a bundle_worker_path below /tmp works */
 	argv_add3(a, "--ro-bind", s->bundle_dir, bwp);
 	if (s->library_dir != NULL)
 		argv_add3(a, "--ro-bind", s->library_dir, WORKER_LIB_PATH);
+	if (!s->build)
+		return;
+	argv_add3(a, "--ro-bind", s->build_dir, BUILD_DIR_PATH);
+	argv_add3(a, "--bind", s->out_dir, BUILD_OUT_PATH);
+	for (i = 0; s->ro_paths != NULL && i < s->ro_paths->n; i++)
+		argv_add3(a, "--ro-bind", s->ro_paths->v[i], s->ro_paths->v[i]);
+}
+
+/* Rscript next to the R binary runs a build step's script. */
+static void
+add_build_command(struct argv *a, const char *r_path, const char *arg)
+{
+	char	 dir[PATH_MAX];
+
+	strlcpy(dir, r_path, sizeof(dir));
+	argv_addf(a, "%s/Rscript", dirname(dir));
+	argv_add(a, "--vanilla");
+	argv_add(a, BUILD_DIR_PATH "/build.R");
+	argv_add(a, arg);
 }
 
 /*
@@ -287,6 +313,8 @@ sandbox_argv(const struct worker *w, const struct worker_spec *s,
     int seccomp_fd, struct argv *a, char *err, size_t errlen)
 {
 	const char	*bwp = proc_conf->storage.bundle_worker_path;
+	const char	*r_path = s->r_path != NULL ? s->r_path :
+			    proc_conf->process.r_path;
 
 	memset(a, 0, sizeof(*a));
 	if (check_worker_path(bwp, err, errlen) == -1 ||
@@ -295,7 +323,7 @@ sandbox_argv(const struct worker *w, const struct worker_spec *s,
 	argv_add(a, proc_conf->process.bwrap_path);
 	add_namespaces(a);
 	add_root(a);
-	if (add_r_prefix(a, err, errlen) == -1) {
+	if (add_r_prefix(a, r_path, err, errlen) == -1) {
 		argv_free(a);
 		return -1;
 	}
@@ -308,7 +336,11 @@ sandbox_argv(const struct worker *w, const struct worker_spec *s,
 	}
 	add_env(a, w, s);
 	argv_add(a, "--");
-	argv_add(a, proc_conf->process.r_path);
+	if (s->build) {
+		add_build_command(a, r_path, s->build_args);
+		return 0;
+	}
+	argv_add(a, r_path);
 	argv_add(a, "--no-save");
 	argv_add(a, "--no-restore");
 	argv_add(a, "-q");

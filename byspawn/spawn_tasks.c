@@ -1,6 +1,6 @@
 /*
- * Tasks: the record of work byspawn does for a deploy (unpacking now,
- * dependency builds later), with its log, kept in memory for the
+ * Tasks: the record of work byspawn does for a deploy (unpacking, the
+ * dependency build) or a refresh, with its log, kept in memory for the
  * reference's GET /api/v1/tasks/{id} and .../logs.  Tasks are lost on
  * restart, as in the reference; the newest TASKS_MAX are kept.
  */
@@ -27,6 +27,7 @@ struct task {
 	TAILQ_ENTRY(task)	 entry;
 	char			 id[UUID_LEN];
 	char			 app_id[MSG_ID_LEN];
+	char			 bundle_id[MSG_ID_LEN];	/* a deploy's */
 	char			 created_at[32];
 	enum task_state		 state;
 	json_t			*lines;		/* array of strings */
@@ -47,12 +48,18 @@ task_free(struct task *t)
 struct task *
 task_new(const char *app_id)
 {
-	struct task	*t;
+	struct task	*t, *old;
 	struct tm	 tm;
 	time_t		 now = time(NULL);
 
-	if (ntasks >= TASKS_MAX)
-		task_free(TAILQ_FIRST(&tasks));
+	/* a running task is held by its build: the oldest ended one goes */
+	if (ntasks >= TASKS_MAX) {
+		TAILQ_FOREACH(old, &tasks, entry)
+			if (old->state != TASK_RUNNING)
+				break;
+		if (old != NULL)
+			task_free(old);
+	}
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		fatal("calloc");
 	uuid_v4(t->id, sizeof(t->id));
@@ -71,6 +78,37 @@ const char *
 task_id(const struct task *t)
 {
 	return t->id;
+}
+
+struct task *
+task_find(const char *id)
+{
+	struct task	*t;
+
+	TAILQ_FOREACH(t, &tasks, entry)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+void
+task_set_bundle(struct task *t, const char *bundle_id)
+{
+	strlcpy(t->bundle_id, bundle_id, sizeof(t->bundle_id));
+}
+
+/* An upload given up after its unpack: its task ends too. */
+void
+task_fail_bundle(const char *bundle_id, const char *why)
+{
+	struct task	*t;
+
+	TAILQ_FOREACH(t, &tasks, entry)
+		if (t->state == TASK_RUNNING &&
+		    strcmp(t->bundle_id, bundle_id) == 0) {
+			task_log(t, "%s", why);
+			task_done(t, 0);
+		}
 }
 
 void
@@ -114,12 +152,7 @@ task_to_json(const char *id, int with_lines)
 	struct task	*t;
 	json_t		*o;
 
-	if (id == NULL)
-		return NULL;
-	TAILQ_FOREACH(t, &tasks, entry)
-		if (strcmp(t->id, id) == 0)
-			break;
-	if (t == NULL)
+	if (id == NULL || (t = task_find(id)) == NULL)
 		return NULL;
 	o = json_pack("{s:s s:s s:s s:s}", "id", t->id, "app_id", t->app_id,
 	    "status", task_state_name(t->state), "created_at", t->created_at);

@@ -329,6 +329,11 @@ spec_check(const struct worker_spec *s, char *err, size_t errlen)
 		}
 		worker_forget(old);
 	}
+	if (s->build && (!is_dir(s->build_dir) || !is_dir(s->out_dir) ||
+	    s->build_args == NULL)) {
+		snprintf(err, errlen, "a build step needs its directories");
+		return -1;
+	}
 	if (!is_dir(s->bundle_dir) ||
 	    (s->library_dir != NULL && !is_dir(s->library_dir))) {
 		snprintf(err, errlen, "bundle or library directory %s is not "
@@ -355,6 +360,7 @@ worker_new(const struct worker_spec *s)
 	if ((w->app_id = strdup(s->app_id ? s->app_id : "")) == NULL ||
 	    (w->bundle_id = strdup(s->bundle_id ? s->bundle_id : "")) == NULL)
 		fatal("strdup");
+	w->build = s->build;
 	w->pid = -1;
 	w->uid_slot = -1;
 	w->port = -1;
@@ -380,7 +386,8 @@ worker_new(const struct worker_spec *s)
 }
 
 static int
-take_slots(struct worker *w, char *err, size_t errlen)
+take_slots(struct worker *w, const struct worker_spec *s, char *err,
+    size_t errlen)
 {
 	if (geteuid() == 0) {
 		if (slot_uid_alloc(&w->uid_slot, err, errlen) == -1)
@@ -390,6 +397,16 @@ take_slots(struct worker *w, char *err, size_t errlen)
 	} else {
 		w->uid = getuid();
 		w->gid = getgid();
+	}
+	if (s->build) {
+		/* the one place the step may write, and only the step */
+		if (chown(s->out_dir, w->uid, w->gid) == -1 ||
+		    chmod(s->out_dir, 0700) == -1) {
+			snprintf(err, errlen, "%s: %s", s->out_dir,
+			    strerror(errno));
+			return -1;
+		}
+		return 0;
 	}
 	return slot_port_alloc(&w->port, err, errlen);
 }
@@ -462,7 +479,7 @@ worker_spawn(const struct worker_spec *s, struct worker **out, char *err,
 	    sigchld_watch(err, errlen) == -1)
 		return -1;
 	w = worker_new(s);
-	if (take_slots(w, err, errlen) == -1 ||
+	if (take_slots(w, s, err, errlen) == -1 ||
 	    (cgroup_enabled() && cgroup_create(w, err, errlen) == -1) ||
 	    start_sandbox(w, s, err, errlen) == -1) {
 		log_warnx("worker %s: %s", w->id, err);
@@ -687,9 +704,10 @@ worker_to_json(const struct worker *w)
 {
 	json_t	*o;
 
-	o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:I,s:f,"
-	    "s:i,s:I}",
+	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:I,"
+	    "s:f,s:i,s:I}",
 	    "id", w->id, "app_id", w->app_id, "bundle_id", w->bundle_id,
+	    "kind", w->build ? "build" : "app",
 	    "state", worker_state_name(w->state),
 	    "pid", (int)w->pid, "uid", (int)w->uid, "port", w->port,
 	    "started_at", time_json(&w->started),

@@ -89,6 +89,8 @@ state_start(void)
 		fatalx("database: %s", err);
 	/* our workers died with the previous run: so did their sessions */
 	sessions_end_stale(state_handle());
+	/* and so did their dependency builds */
+	bundles_fail_unfinished(state_handle());
 	app_sweep_start();
 	if (proc_conf->audit.present && audit_open(proc_conf->audit.path, err,
 	    sizeof(err)) == -1)

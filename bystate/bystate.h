@@ -260,6 +260,17 @@ enum api_auth {
 	 * a request, so a client cannot reach them.
 	 */
 	API_PROXY,
+	/*
+	 * byspawn reporting what it did (a dependency build ended).  Only
+	 * from byspawn's channel, and byspawn reaches nothing else.
+	 */
+	API_SPAWN,
+};
+
+enum api_from {
+	API_FROM_PROXY,
+	API_FROM_CTL,
+	API_FROM_SPAWN,
 };
 
 struct api_op {
@@ -269,6 +280,7 @@ struct api_op {
 };
 
 json_t		*api_call(json_t *req, int from_ctl);
+json_t		*api_call_from(json_t *req, enum api_from);
 void		 api_ok(struct api_ctx *, int status, json_t *data);
 void		 api_fail(struct api_ctx *, int status, const char *code,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -276,6 +288,7 @@ void		 api_internal(struct api_ctx *, const char *what);
 void		 api_header(struct api_ctx *, const char *, const char *);
 void		 state_call_proxy(struct msgchan *, struct msg *);
 void		 state_call_ctl(struct msgchan *, struct msg *);
+void		 state_call_spawn(struct msgchan *, struct msg *);
 
 /* state_auth.c */
 int		 hex_decode(const char *, unsigned char *, size_t);
@@ -344,6 +357,11 @@ json_t		*app_object(struct db *, const char *id);
 json_t		*app_tag_names(struct db *, const char *id);
 /* Name rules (app and tag slugs): NULL when fine, else what is wrong. */
 const char	*app_name_problem(const char *);
+/* state_workers.c: a worker's or build's limits, the active bundle */
+int		 app_limits(const char *app_id, uint64_t *mem, double *cpu,
+		    char *bundle, size_t len);
+/* state_bundles.c: at start-up, builds that died with the last run */
+void		 bundles_fail_unfinished(struct db *);
 /* "512m", "1g", "1024": bytes.  0 or -1 when malformed. */
 int		 memory_limit_parse(const char *, uint64_t *);
 /* Five cron fields ("*\/5 * * * 1-5"): 0 or -1. */

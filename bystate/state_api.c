@@ -140,6 +140,14 @@ api_result(struct api_ctx *ctx)
 json_t *
 api_call(json_t *req, int from_ctl)
 {
+	return api_call_from(req, from_ctl ? API_FROM_CTL : API_FROM_PROXY);
+}
+
+/* Run one call that came from the given peer. */
+json_t *
+api_call_from(json_t *req, enum api_from from)
+{
+	int			 from_ctl = from == API_FROM_CTL;
 	struct api_ctx		 ctx;
 	const struct api_op	*op;
 	const char		*name, *remote;
@@ -158,6 +166,10 @@ api_call(json_t *req, int from_ctl)
 	if (name == NULL || (op = api_find(name)) == NULL) {
 		log_warnx("state call: unknown op %s", ctx.op);
 		api_fail(&ctx, 500, "internal_error", "internal server error");
+	} else if ((op->auth == API_SPAWN) != (from == API_FROM_SPAWN)) {
+		/* byspawn reaches its own ops and nothing else, and only it */
+		log_warnx("state call: %s from the wrong peer", name);
+		api_fail(&ctx, 403, "forbidden", "forbidden");
 	} else if (op->auth == API_CTL && !from_ctl) {
 		/* byproxy must never reach operator ops */
 		log_warnx("state call: %s is for byctl only", name);
@@ -196,7 +208,8 @@ state_call(struct msgchan *c, struct msg *m)
 
 	if ((req = json_loadb(m->data, m->datalen, 0, &jerr)) == NULL)
 		fatalx("%s: bad state call: %s", c->name, jerr.text);
-	res = api_call(req, c->peer == PROC_BYD);
+	res = api_call_from(req, c->peer == PROC_BYD ? API_FROM_CTL :
+	    c->peer == PROC_SPAWN ? API_FROM_SPAWN : API_FROM_PROXY);
 	json_decref(req);
 	if ((s = json_dumps(res, JSON_COMPACT)) == NULL)
 		fatalx("json_dumps");
@@ -219,6 +232,12 @@ state_call_proxy(struct msgchan *c, struct msg *m)
 
 void
 state_call_ctl(struct msgchan *c, struct msg *m)
+{
+	state_call(c, m);
+}
+
+void
+state_call_spawn(struct msgchan *c, struct msg *m)
 {
 	state_call(c, m);
 }

@@ -38,22 +38,28 @@ op_bundles_begin(struct api_ctx *ctx)
 }
 
 static json_t	*bundles_prune(struct db *, const char *, const char *);
+static int	 bundle_row(const struct db_row *, void *);
 
 /*
- * The bundle unpacked: record it as ready and make it the app's active
- * bundle (dependency builds come with their own issue; until then a
- * bundle needs nothing beyond its files).  The app is checked again:
- * it may have been deleted, or the caller's grant revoked, meanwhile.
+ * The bundle unpacked and its manifest is valid: record it as pending.
+ * It becomes ready and active once byspawn built its dependencies
+ * (bundles.status).  The app is checked again: it may have been
+ * deleted, or the caller's grant revoked, meanwhile.  The answer also
+ * carries the limits the build runs with, which byproxy passes on to
+ * byspawn and leaves out of the client's answer.
  */
 static void
 op_bundles_create(struct api_ctx *ctx)
 {
 	struct app_ref	 app;
 	struct db	*db = state_handle();
-	struct db_param	 p[4];
+	struct db_param	 p[5];
 	const char	*bid = op_arg(ctx, "bundle_id");
 	const char	*task = op_arg(ctx, "task_id");
 	char		 now[32];
+	uint64_t	 mem = 0;
+	double		 cpu = 0;
+	int		 pinned;
 
 	if (app_resolve(ctx, op_arg(ctx, "id"), &app) != 1)
 		return;
@@ -65,36 +71,192 @@ op_bundles_create(struct api_ctx *ctx)
 		api_fail(ctx, 400, "bad_request", "bundle_id is required");
 		return;
 	}
+	pinned = json_is_true(json_object_get(ctx->args, "pinned"));
 	db_timestamp(now, sizeof(now));
-	if (db_begin(db) == -1) {
-		api_internal(ctx, "bundles.create begin");
-		return;
-	}
 	p[0] = DB_PTEXT(bid);
 	p[1] = DB_PTEXT(app.id);
 	p[2] = DB_PTEXT(now);
 	p[3] = DB_PTEXT(ctx->caller.sub);
+	p[4] = DB_PINT(pinned);
 	if (db_exec(db, "INSERT INTO bundles (id, app_id, status, "
-	    "uploaded_at, deployed_by, deployed_at, pinned, upload_seq) "
-	    "VALUES ($1, $2, 'ready', $3, $4, $3, 0, (SELECT "
+	    "uploaded_at, deployed_by, pinned, upload_seq) "
+	    "VALUES ($1, $2, 'pending', $3, $4, $5, (SELECT "
 	    "COALESCE(MAX(upload_seq), 0) + 1 FROM bundles WHERE app_id = $2))",
-	    p, 4) == -1)
-		goto fail;
-	if (db_exec(db, "UPDATE apps SET active_bundle = $1, updated_at = $3 "
-	    "WHERE id = $2", p, 3) == -1)
-		goto fail;
-	if (db_commit(db) == -1)
-		goto fail;
+	    p, 5) == -1) {
+		api_internal(ctx, "bundles.create");
+		return;
+	}
+	if (app_limits(app.id, &mem, &cpu, NULL, 0) == -1)
+		log_warnx("bundles.create: no limits for app %s", app.id);
 	audit_log(ctx, "bundle.upload", app.id, json_pack("{s:s}",
 	    "bundle_id", bid));
-	/* byspawn's task, which holds the unpack's log */
-	api_ok(ctx, 202, json_pack("{s:s s:s s:o}", "bundle_id", bid,
-	    "task_id", task != NULL ? task : "", "pruned",
-	    bundles_prune(db, app.id, bid)));
+	/* byspawn's task, which holds the unpack's and the build's log */
+	api_ok(ctx, 202, json_pack("{s:s s:s s:{s:I s:f}}", "bundle_id", bid,
+	    "task_id", task != NULL ? task : "", "build", "memory_limit",
+	    (json_int_t)mem, "cpu_limit", cpu));
+}
+
+struct bundle_seq {
+	int	 found;
+	int64_t	 seq;
+	char	 app[UUID_LEN];
+};
+
+static int
+bundle_seq_row(const struct db_row *r, void *arg)
+{
+	struct bundle_seq	*b = arg;
+
+	b->found = 1;
+	b->seq = db_row_int(r, 0);
+	strlcpy(b->app, db_row_text(r, 1), sizeof(b->app));
+	return 1;
+}
+
+static int
+bundle_seq(struct db *db, const char *id, struct bundle_seq *b)
+{
+	struct db_param	 p[1];
+
+	memset(b, 0, sizeof(*b));
+	if (id == NULL || *id == '\0')
+		return 0;
+	p[0] = DB_PTEXT(id);
+	return db_query(db, "SELECT upload_seq, app_id FROM bundles WHERE "
+	    "id = $1", p, 1, bundle_seq_row, b);
+}
+
+/*
+ * byspawn: a build started (status "building") or ended ("ready" or
+ * "failed").  A ready bundle becomes the app's active bundle unless a
+ * newer upload is active already; bundles beyond bundle_retention are
+ * pruned then, and their ids answered so that byspawn removes the files.
+ */
+static void
+op_bundles_status(struct api_ctx *ctx)
+{
+	struct db	*db = state_handle();
+	struct db_param	 p[3];
+	struct bundle_seq b, cur;
+	const char	*bid = op_arg(ctx, "bundle_id");
+	const char	*st = op_arg(ctx, "status");
+	char		 now[32], active[UUID_LEN] = "";
+	uint64_t	 mem;
+	double		 cpu;
+	int		 activate = 0;
+
+	if (st == NULL || (strcmp(st, "building") && strcmp(st, "ready") &&
+	    strcmp(st, "failed"))) {
+		api_fail(ctx, 400, "bad_request", "bad status");
+		return;
+	}
+	if (bundle_seq(db, bid, &b) == -1) {
+		api_internal(ctx, "bundles.status");
+		return;
+	}
+	if (!b.found) {
+		/* pruned or purged meanwhile: nothing to record */
+		api_fail(ctx, 404, "not_found", "bundle not found");
+		return;
+	}
+	db_timestamp(now, sizeof(now));
+	p[0] = DB_PTEXT(bid);
+	p[1] = DB_PTEXT(st);
+	p[2] = DB_PTEXT(now);
+	if (db_begin(db) == -1) {
+		api_internal(ctx, "bundles.status begin");
+		return;
+	}
+	if ((strcmp(st, "ready") == 0 ? db_exec(db, "UPDATE bundles SET "
+	    "status = $2, deployed_at = $3 WHERE id = $1", p, 3) :
+	    db_exec(db, "UPDATE bundles SET status = $2 WHERE id = $1", p,
+	    2)) == -1)
+		goto fail;
+	if (strcmp(st, "ready") == 0) {
+		if (app_limits(b.app, &mem, &cpu, active, sizeof(active)) == -1 ||
+		    bundle_seq(db, active, &cur) == -1)
+			goto fail;
+		activate = !cur.found || cur.seq < b.seq;
+		p[1] = DB_PTEXT(b.app);
+		if (activate && db_exec(db, "UPDATE apps SET active_bundle = $1, "
+		    "updated_at = $3 WHERE id = $2", p, 3) == -1)
+			goto fail;
+	}
+	if (db_commit(db) == -1)
+		goto fail;
+	if (strcmp(st, "building") != 0)
+		audit_log(ctx, strcmp(st, "ready") == 0 ?
+		    "bundle.restore.success" : "bundle.restore.fail", b.app,
+		    json_pack("{s:s}", "bundle_id", bid));
+	api_ok(ctx, 200, json_pack("{s:s s:b s:o}", "app_id", b.app,
+	    "activated", activate, "pruned", activate ?
+	    bundles_prune(db, b.app, bid) : json_array()));
 	return;
  fail:
 	db_rollback(db);
-	api_internal(ctx, "bundles.create");
+	api_internal(ctx, "bundles.status");
+}
+
+/*
+ * POST /api/v1/apps/{id}/refresh and .../refresh/rollback, first half:
+ * may the caller, and is there an unpinned active bundle?  byspawn,
+ * which holds the libraries, does the rest.
+ */
+static void
+op_bundles_refresh_check(struct api_ctx *ctx)
+{
+	struct app_ref	 app;
+	struct db_param	 p[1];
+	json_t		*arr;
+	char		 bundle[UUID_LEN] = "";
+	uint64_t	 mem = 0;
+	double		 cpu = 0;
+
+	if (app_resolve(ctx, op_arg(ctx, "id"), &app) != 1)
+		return;
+	if (!REL_CAN_DEPLOY(app.rel)) {
+		api_fail(ctx, 404, "not_found", "app not found");
+		return;
+	}
+	if (app_limits(app.id, &mem, &cpu, bundle, sizeof(bundle)) == -1) {
+		api_internal(ctx, "bundles.refresh_check");
+		return;
+	}
+	if (bundle[0] == '\0') {
+		api_fail(ctx, 409, "conflict", "app has no active bundle");
+		return;
+	}
+	arr = json_array();
+	p[0] = DB_PTEXT(bundle);
+	if (db_query(state_handle(), "SELECT id, app_id, status, uploaded_at, "
+	    "deployed_by, deployed_at, pinned FROM bundles WHERE id = $1",
+	    p, 1, bundle_row, arr) == -1 || json_array_size(arr) != 1) {
+		json_decref(arr);
+		api_internal(ctx, "bundles.refresh_check");
+		return;
+	}
+	if (json_is_true(json_object_get(json_array_get(arr, 0), "pinned"))) {
+		json_decref(arr);
+		api_fail(ctx, 409, "conflict", "App was deployed with pinned "
+		    "dependencies. Redeploy to update.");
+		return;
+	}
+	json_decref(arr);
+	audit_log(ctx, "app.refresh", app.id, json_pack("{s:s}",
+	    "bundle_id", bundle));
+	api_ok(ctx, 200, json_pack("{s:s s:s s:I s:f}", "app_id", app.id,
+	    "bundle_id", bundle, "memory_limit", (json_int_t)mem,
+	    "cpu_limit", cpu));
+}
+
+/* Start-up: a build in flight died with the previous run. */
+void
+bundles_fail_unfinished(struct db *db)
+{
+	if (db_exec(db, "UPDATE bundles SET status = 'failed' WHERE "
+	    "status IN ('pending', 'building')", NULL, 0) == -1)
+		log_warnx("bundles: cannot fail unfinished builds: %s",
+		    db_error(db));
 }
 
 struct prune {
@@ -216,5 +378,7 @@ const struct api_op api_bundle_ops[] = {
 	{ "bundles.begin",	API_USER,	op_bundles_begin },
 	{ "bundles.create",	API_USER,	op_bundles_create },
 	{ "bundles.list",	API_USER,	op_bundles_list },
+	{ "bundles.refresh_check", API_USER,	op_bundles_refresh_check },
+	{ "bundles.status",	API_SPAWN,	op_bundles_status },
 	{ NULL,			0,		NULL }
 };

@@ -27,6 +27,7 @@ const struct msg_handler state_proxy_handlers[] = {
 
 const struct msg_handler state_spawn_handlers[] = {
 	{ MSG_PING,	state_ping },
+	{ MSG_STATE_CALL, state_call_spawn },
 	{ 0,		NULL }
 };
 

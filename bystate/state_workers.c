@@ -75,6 +75,29 @@ worker_row(const struct db_row *r, void *arg)
 }
 
 /*
+ * The limits a worker or a dependency build of the app gets, and its
+ * active bundle (bundle may be NULL).  0, or -1 when the app is gone.
+ */
+int
+app_limits(const char *app_id, uint64_t *mem, double *cpu, char *bundle,
+    size_t len)
+{
+	struct worker_row	 w;
+	struct db_param		 p[1];
+
+	memset(&w, 0, sizeof(w));
+	p[0] = DB_PTEXT(app_id);
+	if (db_query(state_handle(), "SELECT enabled, active_bundle, "
+	    "memory_limit, cpu_limit FROM apps WHERE id = $1", p, 1,
+	    worker_row, &w) == -1 || !w.found)
+		return -1;
+	limits_apply(&w.limits, mem, cpu);
+	if (bundle != NULL)
+		strlcpy(bundle, w.bundle, len);
+	return 0;
+}
+
+/*
  * POST /api/v1/apps/{id}/start, first half: may the caller start a
  * worker, and with which bundle and limits (the app's own, else the
  * server's defaults)?  byspawn does the rest.

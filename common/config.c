@@ -129,6 +129,10 @@ const struct config_key config_keys[] = {
 	    NULL, NULL, NULL },
 	{ "process", "skip_metadata_check", CK_BOOL,
 	    O(process.skip_metadata_check), "false", 0, NULL, NULL, NULL },
+	{ "process", "build_timeout", CK_DURATION, O(process.build_timeout),
+	    "30m", CK_POSITIVE, NULL, NULL, NULL },
+	{ "process", "repositories", CK_LIST, O(process.repositories), NULL,
+	    0, NULL, NULL, NULL },
 
 	{ "storage", "bundle_server_path", CK_PATH,
 	    O(storage.bundle_server_path), "/data/bundles", CK_NONEMPTY, NULL,

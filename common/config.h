@@ -81,6 +81,8 @@ struct config {
 		int		 worker_uid_range_end;	/* 60999 */
 		int		 worker_gid;		/* 65534 */
 		int		 skip_metadata_check;
+		int64_t		 build_timeout;		/* 30m */
+		struct strlist	 repositories;		/* [] = CRAN */
 	} process;
 
 	struct {

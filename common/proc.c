@@ -73,6 +73,7 @@ static const char *const msg_names[MSG_TYPE_MAX] = {
 	[MSG_LOGS_END] = "logs_end",
 	[MSG_LOGS_CANCEL] = "logs_cancel",
 	[MSG_WORKER_EXITED] = "worker_exited",
+	[MSG_BUILD_DONE] = "build_done",
 	[MSG_CTL_STATUS] = "ctl_status",
 	[MSG_CTL_RELOAD] = "ctl_reload",
 	[MSG_CTL_LOG_LEVEL] = "ctl_log_level",

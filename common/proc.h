@@ -113,6 +113,12 @@ enum msg_type {
 
 	/* byspawn -> byproxy: a worker's process ended (struct msg_worker) */
 	MSG_WORKER_EXITED,
+	/*
+	 * byspawn -> byproxy: a build activated a bundle, or a refresh or
+	 * rollback changed its library (JSON {"app_id","bundle_id","kind":
+	 * "deploy"|"refresh"}): the app's workers drain.
+	 */
+	MSG_BUILD_DONE,
 
 	/* byctl <-> byd, on the admin socket */
 	MSG_CTL_STATUS,		/* -> JSON result */
@@ -157,6 +163,7 @@ struct msg_bundle_result {
 	int64_t		bytes;
 	char		message[256];	/* for the client when status != 0 */
 	char		task_id[MSG_ID_LEN];	/* the unpack's task, or "" */
+	int32_t		pinned;		/* the manifest pins packages */
 };
 
 struct msg_logs {

@@ -266,8 +266,36 @@ class Byd:
         return r.stdout.strip().splitlines()[-1]
 
     def api(self, method, path, body=None, token=None, headers=None,
-            raw=None):
-        """A JSON API call: (status, headers, parsed body or bytes)."""
+            raw=None, wait=True):
+        """A JSON API call: (status, headers, parsed body or bytes).
+        An accepted bundle upload waits (unless wait=False) until its
+        task, the dependency build, has ended, as `by deploy --wait`."""
+        st, hdr, out = self._api(method, path, body, token, headers, raw)
+        if (wait and method == "POST" and path.endswith("/bundles") and
+                st == 202 and isinstance(out, dict) and
+                out.get("task_id")):
+            self.wait_task(out["task_id"], token)
+        return st, hdr, out
+
+    def wait_task(self, task_id, token, timeout=180):
+        """Poll GET /api/v1/tasks/ID until it is no longer running; the
+        task object."""
+        deadline = time.time() + timeout
+        pause = 0.05
+        while time.time() < deadline:
+            st, _, t = self._api("GET", "/api/v1/tasks/" + task_id, None,
+                                 token, None, None)
+            if st == 429:
+                time.sleep(1)
+                continue
+            if st != 200 or t.get("status") != "running":
+                return t
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
+        raise AssertionError("task %s still running after %d s:\n%s" %
+                             (task_id, timeout, self.logtext()[-4000:]))
+
+    def _api(self, method, path, body, token, headers, raw):
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token

@@ -24,7 +24,6 @@
 #include <jansson.h>
 
 #include "byspawn.h"
-#include "spawn_manifest.h"
 #include "log.h"
 
 #define SHA_ABC		"ba7816bf8f01cfea414140de5dae2223" \

@@ -128,6 +128,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->process.worker_uid_range_end, 60999);
 	ck_assert_int_eq(c->process.worker_gid, 65534);
 	ck_assert_int_eq(c->process.skip_metadata_check, 0);
+	ck_assert_int_eq(c->process.build_timeout, 30 * 60 * 1000);
+	ck_assert_uint_eq(c->process.repositories.n, 0);
 
 	ck_assert_str_eq(c->storage.bundle_server_path, "/data/bundles");
 	ck_assert_str_eq(c->storage.bundle_worker_path, "/app");
@@ -1408,6 +1410,8 @@ static const char full_toml[] =
 "worker_uid_range_end = 70199\n"
 "worker_gid = 70000\n"
 "skip_metadata_check = true\n"
+"build_timeout = \"10m\"\n"
+"repositories = [\"LOCAL=file:///srv/cran\", \"https://cran.example\"]\n"
 "[storage]\n"
 "bundle_server_path = \"/srv/bundles\"\n"
 "bundle_worker_path = \"/bundle\"\n"
