@@ -797,6 +797,8 @@ step_start(struct build *b, const char *what, const char *out,
 	}
 	strmap_set(&b->env, "BLOCKYARD_REFRESH", b->kind == BUILD_REFRESH ?
 	    "1" : "0");
+	/* compiling the script's closures costs more than running them */
+	strmap_set(&b->env, "R_ENABLE_JIT", "0");
 	if (plan != NULL)
 		strmap_set(&b->env, "BLOCKYARD_PLAN", plan);
 	memset(&spec, 0, sizeof(spec));

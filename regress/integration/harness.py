@@ -277,11 +277,11 @@ class Byd:
             self.wait_task(out["task_id"], token)
         return st, hdr, out
 
-    def wait_task(self, task_id, token, timeout=180):
+    def wait_task(self, task_id, token, timeout=180, pause_max=0.5):
         """Poll GET /api/v1/tasks/ID until it is no longer running; the
         task object."""
         deadline = time.time() + timeout
-        pause = 0.05
+        pause = 0.02
         while time.time() < deadline:
             st, _, t = self._api("GET", "/api/v1/tasks/" + task_id, None,
                                  token, None, None)
@@ -291,7 +291,7 @@ class Byd:
             if st != 200 or t.get("status") != "running":
                 return t
             time.sleep(pause)
-            pause = min(0.5, pause * 2)
+            pause = min(pause_max, pause * 2)
         raise AssertionError("task %s still running after %d s:\n%s" %
                              (task_id, timeout, self.logtext()[-4000:]))
 
