@@ -25,7 +25,7 @@
 int	 preflight_bwrap(const char *bwrap_path, char *version, size_t len,
 	    char *err, size_t errlen);
 int	 spawn_run_capture(char *const argv[], char *out, size_t outlen,
-	    int *status);
+	    int *status, int timeout_ms);
 
 /* workers */
 

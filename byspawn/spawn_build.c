@@ -44,6 +44,7 @@
 
 #include <bsd/string.h>
 
+#include "config_keys.h"
 #include "log.h"
 #include "byspawn.h"
 
@@ -191,34 +192,10 @@ remove_at(const char *dir, const char *name)
 }
 
 static void
-strmap_set(struct strmap *m, const char *k, const char *v)
+env_set(struct strmap *m, const char *k, const char *v)
 {
-	char	**kk, **vv;
-
-	if ((kk = reallocarray(m->k, m->n + 1, sizeof(*kk))) == NULL)
-		fatal("reallocarray");
-	m->k = kk;
-	if ((vv = reallocarray(m->v, m->n + 1, sizeof(*vv))) == NULL)
-		fatal("reallocarray");
-	m->v = vv;
-	if ((m->k[m->n] = strdup(k)) == NULL ||
-	    (m->v[m->n] = strdup(v)) == NULL)
-		fatal("strdup");
-	m->n++;
-}
-
-static void
-strmap_clear(struct strmap *m)
-{
-	size_t	 i;
-
-	for (i = 0; i < m->n; i++) {
-		free(m->k[i]);
-		free(m->v[i]);
-	}
-	free(m->k);
-	free(m->v);
-	memset(m, 0, sizeof(*m));
+	if (config_strmap_add(m, k, v) == -1)
+		fatal("config_strmap_add");
 }
 
 /* ---- start-up ---------------------------------------------------------- */
@@ -257,26 +234,14 @@ repos_env(void)
 }
 
 static void
-ro_repos_free(void)
-{
-	size_t	 i;
-
-	for (i = 0; i < ro_repos.n; i++)
-		free(ro_repos.v[i]);
-	free(ro_repos.v);
-	memset(&ro_repos, 0, sizeof(ro_repos));
-}
-
-static void
 repos_paths(void)
 {
 	const struct strlist	*l = &proc_conf->process.repositories;
 	const char		*p;
 	struct stat		 st;
-	char			**v;
 	size_t			 i;
 
-	ro_repos_free();
+	config_strlist_free(&ro_repos);
 	for (i = 0; i < l->n; i++) {
 		if ((p = strstr(l->v[i], "file://")) == NULL)
 			continue;
@@ -286,11 +251,8 @@ repos_paths(void)
 			    "directory", l->v[i]);
 			continue;
 		}
-		if ((v = reallocarray(ro_repos.v, ro_repos.n + 1,
-		    sizeof(*v))) == NULL || (v[ro_repos.n] = strdup(p)) == NULL)
-			fatal("reallocarray");
-		ro_repos.v = v;
-		ro_repos.n++;
+		if (config_strlist_add(&ro_repos, p) == -1)
+			fatal("config_strlist_add");
 	}
 }
 
@@ -397,7 +359,7 @@ build_free(struct build *b)
 		json_decref(b->pkgs[i].entry);
 	free(b->pkgs);
 	json_decref(b->plan);
-	strmap_clear(&b->env);
+	config_strmap_free(&b->env);
 	free(b);
 }
 
@@ -781,26 +743,26 @@ step_start(struct build *b, const char *what, const char *out,
 		return -1;
 	}
 	/* the plan this step installs from, or none (resolve) */
-	strmap_clear(&b->env);
-	strmap_set(&b->env, "BLOCKYARD_MANIFEST", BUILD_DIR_PATH
+	config_strmap_free(&b->env);
+	env_set(&b->env, "BLOCKYARD_MANIFEST", BUILD_DIR_PATH
 	    "/manifest.json");
-	strmap_set(&b->env, "BLOCKYARD_LIB", BUILD_OUT_PATH);
-	strmap_set(&b->env, "BLOCKYARD_APP",
+	env_set(&b->env, "BLOCKYARD_LIB", BUILD_OUT_PATH);
+	env_set(&b->env, "BLOCKYARD_APP",
 	    proc_conf->storage.bundle_worker_path);
 	{
 		char	*repos = repos_env();
 
 		if (repos == NULL)
 			fatal("repos");
-		strmap_set(&b->env, "BLOCKYARD_REPOS", repos);
+		env_set(&b->env, "BLOCKYARD_REPOS", repos);
 		free(repos);
 	}
-	strmap_set(&b->env, "BLOCKYARD_REFRESH", b->kind == BUILD_REFRESH ?
+	env_set(&b->env, "BLOCKYARD_REFRESH", b->kind == BUILD_REFRESH ?
 	    "1" : "0");
 	/* compiling the script's closures costs more than running them */
-	strmap_set(&b->env, "R_ENABLE_JIT", "0");
+	env_set(&b->env, "R_ENABLE_JIT", "0");
 	if (plan != NULL)
-		strmap_set(&b->env, "BLOCKYARD_PLAN", plan);
+		env_set(&b->env, "BLOCKYARD_PLAN", plan);
 	memset(&spec, 0, sizeof(spec));
 	spec.id = id;
 	spec.app_id = b->app_id;
@@ -1253,6 +1215,6 @@ builds_free(void)
 
 	while ((b = TAILQ_FIRST(&builds)) != NULL)
 		build_free(b);
-	ro_repos_free();
+	config_strlist_free(&ro_repos);
 	spawn_state_free();
 }

@@ -22,8 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1057,102 +1055,24 @@ version_cmp(const char *a, const char *b)
 	return 0;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-kill_wait(pid_t pid)
-{
-	kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
-}
-
 /*
- * "<path> --version", no shell, in a process group of its own, stdout
- * only; "R version X.Y.Z ..." on the first line.  0 with the version,
- * -1 when it did not run, took too long or said something else.
+ * "<path> --version": "R version X.Y.Z ..." on the first line.  0 with
+ * the version, -1 when it did not run, took too long or said something
+ * else.
  */
 static int
 r_version_of(const char *path, char *ver, size_t verlen)
 {
-	char		*argv[] = { (char *)path, "--version", NULL };
-	char		 out[512], discard[512], *v, *e;
-	struct pollfd	 pfd;
-	sigset_t	 none;
-	int64_t		 deadline;
-	long		 maj, min, pat;
-	size_t		 off = 0;
-	ssize_t		 n;
-	pid_t		 pid, r;
-	int		 p[2], devnull, status, t;
+	char	*argv[] = { (char *)path, "--version", NULL };
+	char	 out[512], *v, *e;
+	long	 maj, min, pat;
+	int	 status;
 
-	if (pipe2(p, O_CLOEXEC) == -1)
+	if (spawn_run_capture(argv, out, sizeof(out), &status,
+	    R_VERSION_TIMEOUT_MS) == -1) {
+		log_warnx("%s --version: %s", path, errno == ETIMEDOUT ?
+		    "no answer in time" : strerror(errno));
 		return -1;
-	switch ((pid = fork())) {
-	case -1:
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	case 0:
-		setpgid(0, 0);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if ((devnull = open("/dev/null", O_RDWR)) == -1 ||
-		    dup2(devnull, STDIN_FILENO) == -1 ||
-		    dup2(p[1], STDOUT_FILENO) == -1 ||
-		    dup2(devnull, STDERR_FILENO) == -1)
-			_exit(127);
-		execv(path, argv);
-		_exit(127);
-	}
-	setpgid(pid, pid);		/* either side may win the race */
-	close(p[1]);
-	deadline = now_ms() + R_VERSION_TIMEOUT_MS;
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	for (;;) {
-		if ((t = (int)(deadline - now_ms())) <= 0)
-			goto timeout;
-		if (poll(&pfd, 1, t) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto timeout;
-		}
-		if (pfd.revents == 0)
-			continue;
-		if (off + 1 < sizeof(out))
-			n = read(p[0], out + off, sizeof(out) - off - 1);
-		else
-			n = read(p[0], discard, sizeof(discard));
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			break;
-		if (off + 1 < sizeof(out))
-			off += (size_t)n;
-	}
-	close(p[0]);
-	out[off] = '\0';
-	for (;;) {
-		if ((r = waitpid(pid, &status, WNOHANG)) == pid)
-			break;
-		if (r == -1 && errno != EINTR)
-			return -1;
-		if (now_ms() >= deadline) {
-			kill_wait(pid);
-			log_warnx("%s --version: no exit within %d s", path,
-			    R_VERSION_TIMEOUT_MS / 1000);
-			return -1;
-		}
-		usleep(10000);
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return -1;
@@ -1166,12 +1086,6 @@ r_version_of(const char *path, char *ver, size_t verlen)
 	    strlcpy(ver, v, verlen) >= verlen)
 		return -1;
 	return 0;
- timeout:
-	close(p[0]);
-	kill_wait(pid);
-	log_warnx("%s --version: no answer within %d s", path,
-	    R_VERSION_TIMEOUT_MS / 1000);
-	return -1;
 }
 
 static int

@@ -412,8 +412,8 @@ config_strmap_add(struct strmap *m, const char *k, const char *v)
 	return -1;
 }
 
-static void
-strlist_free(struct strlist *l)
+void
+config_strlist_free(struct strlist *l)
 {
 	size_t	 i;
 
@@ -424,8 +424,8 @@ strlist_free(struct strlist *l)
 	l->n = 0;
 }
 
-static void
-strmap_free(struct strmap *m)
+void
+config_strmap_free(struct strmap *m)
 {
 	size_t	 i;
 
@@ -496,10 +496,10 @@ config_field_clear(struct config *c, const struct config_key *k)
 		*(uint64_t *)f = 0;
 		break;
 	case CK_LIST:
-		strlist_free(f);
+		config_strlist_free(f);
 		break;
 	case CK_MAP:
-		strmap_free(f);
+		config_strmap_free(f);
 		break;
 	case CK_TABLES:
 		tables_free(c, k);
@@ -518,7 +518,7 @@ config_free(struct config *c)
 	for (i = 0; i < config_nkeys; i++)
 		if (config_keys[i].deprecated == NULL)
 			config_field_clear(c, &config_keys[i]);
-	strlist_free(&c->warnings);
+	config_strlist_free(&c->warnings);
 	free(c->path);
 	free(c);
 }
@@ -862,16 +862,16 @@ set_list_tval(struct config *c, const struct config_key *k,
 	for (i = 0; i < tv->n; i++) {
 		if (tv->v[i]->type != TV_STRING) {
 			tval_describe(tv->v[i], 0, got, sizeof(got));
-			strlist_free(&l);
+			config_strlist_free(&l);
 			return fail(msg, len, "element %zu: expected a string, "
 			    "got %s", i + 1, got);
 		}
 		if (config_strlist_add(&l, tv->v[i]->s) == -1) {
-			strlist_free(&l);
+			config_strlist_free(&l);
 			return fail(msg, len, "out of memory");
 		}
 	}
-	strlist_free(config_field(c, k));
+	config_strlist_free(config_field(c, k));
 	*(struct strlist *)config_field(c, k) = l;
 	return 0;
 }
@@ -887,16 +887,16 @@ set_map_tval(struct config *c, const struct config_key *k,
 	for (i = 0; i < tv->n; i++) {
 		if (tv->v[i]->type != TV_STRING) {
 			tval_describe(tv->v[i], 0, got, sizeof(got));
-			strmap_free(&m);
+			config_strmap_free(&m);
 			return fail(msg, len, "%.64s: expected a string, got "
 			    "%s", tv->k[i], got);
 		}
 		if (config_strmap_add(&m, tv->k[i], tv->v[i]->s) == -1) {
-			strmap_free(&m);
+			config_strmap_free(&m);
 			return fail(msg, len, "out of memory");
 		}
 	}
-	strmap_free(config_field(c, k));
+	config_strmap_free(config_field(c, k));
 	*(struct strmap *)config_field(c, k) = m;
 	return 0;
 }
@@ -1099,12 +1099,12 @@ env_list(struct config *c, const struct config_key *k, const char *s,
 			e[-1] = '\0';
 		if (*item != '\0' && config_strlist_add(&l, item) == -1) {
 			free(dup);
-			strlist_free(&l);
+			config_strlist_free(&l);
 			return fail(msg, len, "out of memory");
 		}
 	}
 	free(dup);
-	strlist_free(config_field(c, k));
+	config_strlist_free(config_field(c, k));
 	*(struct strlist *)config_field(c, k) = l;
 	return 0;
 }
@@ -1154,12 +1154,12 @@ env_map(struct config *c, const struct config_key *k, const char *s,
 		}
 	}
 	free(dup);
-	strmap_free(config_field(c, k));
+	config_strmap_free(config_field(c, k));
 	*(struct strmap *)config_field(c, k) = m;
 	return 0;
  fail:
 	free(dup);
-	strmap_free(&m);
+	config_strmap_free(&m);
 	return -1;
 }
 

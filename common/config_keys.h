@@ -85,6 +85,8 @@ void			 config_field_clear(struct config *,
 struct config		*config_new_defaults(void);
 
 int			 config_strlist_add(struct strlist *, const char *);
+void			 config_strlist_free(struct strlist *);
+void			 config_strmap_free(struct strmap *);
 int			 config_strmap_add(struct strmap *, const char *,
 			    const char *);
 /* Append a zeroed element to an array of tables, NULL on failure. */
