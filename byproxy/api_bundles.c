@@ -20,12 +20,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include <bsd/string.h>
 
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
 #include "byproxy.h"
+
+#define TASK_POLL_MS	200	/* a running task's new log lines */
 
 struct upload {
 	TAILQ_ENTRY(upload)	 entry;
@@ -274,13 +278,106 @@ h_bundle_list(struct http_request *req, void *arg)
 	    http_request_param(req, "id")));
 }
 
+/*
+ * GET /api/v1/tasks/{id}/logs follows the task, like a worker's log:
+ * its lines so far, then new ones as they come (byspawn is asked a
+ * page at a time, every TASK_POLL_MS while the task runs), until it
+ * has ended and every line was sent.
+ */
+struct taskview {
+	uint64_t		 handle;
+	struct http_server	*srv;
+	char			 id[MSG_ID_LEN];
+	json_int_t		 sent;		/* lines */
+	struct event		*ev;
+};
+
+static void	 taskview_poll(evutil_socket_t, short, void *);
+
+static void
+taskview_free(struct taskview *v)
+{
+	event_free(v->ev);
+	free(v);
+}
+
+static void
+taskview_cancel(struct http_request *req, void *arg)
+{
+	struct taskview	*v = arg;
+
+	/* a call in flight finds no request and frees it */
+	v->handle = 0;
+}
+
+static void
+taskview_lines(json_t *res, void *arg)
+{
+	struct taskview		*v = arg;
+	struct http_request	*req;
+	struct evbuffer		*buf;
+	struct timeval		 tv = { 0, TASK_POLL_MS * 1000 };
+	json_t			*t = json_object_get(res, "data"), *line;
+	const char		*st;
+	size_t			 i;
+
+	if (v->handle == 0 ||
+	    (req = http_request_lookup(v->srv, v->handle)) == NULL) {
+		taskview_free(v);
+		return;
+	}
+	if (json_integer_value(json_object_get(res, "status")) != 200) {
+		/* forgotten meanwhile: end what was sent */
+		http_set_cancel(req, NULL, NULL);
+		http_stream_end(req);
+		taskview_free(v);
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	json_array_foreach(json_object_get(t, "lines"), i, line) {
+		evbuffer_add_printf(buf, "%s\n", json_string_value(line));
+		v->sent++;
+	}
+	if (evbuffer_get_length(buf) > 0)
+		http_stream_chunk(req, buf);
+	evbuffer_free(buf);
+	st = json_string_value(json_object_get(t, "status"));
+	if (v->sent < json_integer_value(json_object_get(t, "nlines")))
+		taskview_poll(-1, 0, v);		/* the next page now */
+	else if (st != NULL && strcmp(st, "running") != 0) {
+		http_set_cancel(req, NULL, NULL);
+		http_stream_end(req);
+		taskview_free(v);
+	} else
+		evtimer_add(v->ev, &tv);
+}
+
+static void
+taskview_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct taskview	*v = arg;
+	struct http_request *req;
+
+	if (api_call_internal(PROC_SPAWN, "tasks.get", json_pack("{s:s s:b "
+	    "s:I}", "id", v->id, "lines", 1, "from", v->sent), taskview_lines,
+	    v) == -1) {
+		if (v->handle != 0 &&
+		    (req = http_request_lookup(v->srv, v->handle)) != NULL) {
+			http_set_cancel(req, NULL, NULL);
+			http_stream_abort(req);
+		}
+		taskview_free(v);
+	}
+}
+
 /* bystate said the caller may see the task's app: render the task. */
 static void
 task_allowed(struct http_request *req, json_t *res, void *arg)
 {
-	json_t		*t = json_object_get(res, "data"), *line;
-	struct evbuffer	*buf;
-	size_t		 i;
+	json_t		*t = json_object_get(res, "data");
+	struct taskview	*v;
+	const char	*id;
 
 	if (json_integer_value(json_object_get(res, "status")) != 200) {
 		api_reply(req, res);
@@ -293,12 +390,18 @@ task_allowed(struct http_request *req, json_t *res, void *arg)
 		    json_object_get(t, "created_at")));
 		return;
 	}
-	if ((buf = evbuffer_new()) == NULL)
-		fatal("evbuffer_new");
-	json_array_foreach(json_object_get(t, "lines"), i, line)
-		evbuffer_add_printf(buf, "%s\n", json_string_value(line));
-	http_reply_buffer(req, 200, "text/plain; charset=utf-8", buf);
-	evbuffer_free(buf);
+	id = json_string_value(json_object_get(t, "id"));
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		fatal("calloc");
+	v->handle = http_request_handle(req);
+	v->srv = http_request_server(req);
+	strlcpy(v->id, id ? id : "", sizeof(v->id));
+	if ((v->ev = evtimer_new(http_request_base(req), taskview_poll,
+	    v)) == NULL)
+		fatal("evtimer_new");
+	http_stream_start(req, 200, "text/plain; charset=utf-8");
+	http_set_cancel(req, taskview_cancel, v);
+	taskview_poll(-1, 0, v);
 }
 
 /* byspawn knows the task and its app; bystate decides who sees it. */
@@ -324,8 +427,7 @@ h_task(struct http_request *req, void *arg)
 		return;
 	}
 	api_call_spawn(req, "tasks.get", json_pack("{s:s s:b}", "id",
-	    http_request_param(req, "id"), "lines", arg != NULL), task_found,
-	    arg);
+	    http_request_param(req, "id"), "lines", 0), task_found, arg);
 }
 
 /* bystate allowed the refresh (or rollback): byspawn does it. */

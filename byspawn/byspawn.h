@@ -556,7 +556,7 @@ const char	*task_id(const struct task *);
 void		 task_log(struct task *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 task_done(struct task *, int ok);
-json_t		*task_to_json(const char *id, int with_lines);
+json_t		*task_to_json(const char *id, int with_lines, size_t from);
 void		 tasks_free(void);
 
 #endif /* BYSPAWN_H */

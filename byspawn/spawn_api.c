@@ -7,7 +7,7 @@
  *	workers.start	{app_id, bundle_id, memory_limit, cpu_limit}
  *	workers.list	{app_id?}
  *	workers.stop	{worker_id, app_id?}
- *	tasks.get	{id, lines?}
+ *	tasks.get	{id, lines?, from?}
  *	builds.start	{app_id, bundle_id, task_id, memory_limit, cpu_limit}
  *	builds.refresh	{app_id, bundle_id, memory_limit, cpu_limit}
  *	builds.rollback	{app_id, bundle_id}
@@ -220,7 +220,8 @@ op_task(json_t *args)
 	char		 msg[128];
 
 	if ((t = task_to_json(id, json_is_true(json_object_get(args,
-	    "lines")))) == NULL) {
+	    "lines")), (size_t)json_integer_value(json_object_get(args,
+	    "from")))) == NULL) {
 		snprintf(msg, sizeof(msg), "task %.64s not found",
 		    id ? id : "");
 		return spawn_fail(404, "not_found", msg);

@@ -557,6 +557,7 @@ build_succeed(struct build *b)
 	task_log(b->task, "dependencies: %zu from the package store, %zu "
 	    "installed, %zu from the host library (%.1f s)", b->nhit,
 	    b->ninstalled, b->nhost, build_seconds(b));
+	store_sweep(proc_conf->storage.store_retention);
 
 	if (b->kind == BUILD_REFRESH) {
 		lib_target(b, ".lib", cur, sizeof(cur));
@@ -731,12 +732,9 @@ step_start(struct build *b, const char *what, const char *out,
 {
 	struct worker_spec	 spec;
 	char			 id[WORKER_ID_MAX + 1], in[PATH_MAX];
-	char			 err[512];
+	char			 err[512], *repos;
 
 	snprintf(id, sizeof(id), "build-%.8s-%s", b->bundle_id, what);
-	for (char *c = id; *c; c++)
-		if (*c == '.')
-			*c = '_';
 	snprintf(in, sizeof(in), "%s/in", b->workdir);
 	if (mkdir(out, 0700) == -1) {
 		build_fail(b, "internal error: %s: %s", out, strerror(errno));
@@ -749,14 +747,10 @@ step_start(struct build *b, const char *what, const char *out,
 	env_set(&b->env, "BLOCKYARD_LIB", BUILD_OUT_PATH);
 	env_set(&b->env, "BLOCKYARD_APP",
 	    proc_conf->storage.bundle_worker_path);
-	{
-		char	*repos = repos_env();
-
-		if (repos == NULL)
-			fatal("repos");
-		env_set(&b->env, "BLOCKYARD_REPOS", repos);
-		free(repos);
-	}
+	if ((repos = repos_env()) == NULL)
+		fatal("repos_env");
+	env_set(&b->env, "BLOCKYARD_REPOS", repos);
+	free(repos);
 	env_set(&b->env, "BLOCKYARD_REFRESH", b->kind == BUILD_REFRESH ?
 	    "1" : "0");
 	/* compiling the script's closures costs more than running them */

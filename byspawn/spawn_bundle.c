@@ -277,20 +277,23 @@ unpack_done(evutil_socket_t fd, short what, void *arg)
 		/* internal errors name server paths: not for the client */
 		strlcpy(r.message, st == UNPACK_INTERNAL ?
 		    "internal server error" : err, sizeof(r.message));
-	} else if (task_log(u->task, "unpacked %llu files, %llu bytes",
-	    (unsigned long long)res.files, (unsigned long long)res.bytes),
-	    (st = bundle_manifest(u, &r.pinned, err,
-	    sizeof(err))) != UNPACK_OK) {
-		/* bundle_manifest said why in the task and the log */
-		bundle_remove(&u->ids);
-		r.status = unpack_http_status(st);
-		strlcpy(r.message, st == UNPACK_INTERNAL ?
-		    "internal server error" : err, sizeof(r.message));
 	} else {
-		r.files = (int64_t)res.files;
-		r.bytes = (int64_t)res.bytes;
-		/* the build carries the task on */
-		task_set_bundle(u->task, u->ids.bundle_id);
+		task_log(u->task, "unpacked %llu files, %llu bytes",
+		    (unsigned long long)res.files,
+		    (unsigned long long)res.bytes);
+		if ((st = bundle_manifest(u, &r.pinned, err,
+		    sizeof(err))) != UNPACK_OK) {
+			/* bundle_manifest said why in the task and the log */
+			bundle_remove(&u->ids);
+			r.status = unpack_http_status(st);
+			strlcpy(r.message, st == UNPACK_INTERNAL ?
+			    "internal server error" : err, sizeof(r.message));
+		} else {
+			r.files = (int64_t)res.files;
+			r.bytes = (int64_t)res.bytes;
+			/* the build carries the task on */
+			task_set_bundle(u->task, u->ids.bundle_id);
+		}
 	}
 	if (msgchan_send(u->chan, MSG_BUNDLE_RESULT, u->reqid, -1, &r,
 	    sizeof(r)) == -1)

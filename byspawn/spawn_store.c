@@ -84,27 +84,25 @@ store_key(const char *const fields[], size_t n, char out[65])
 	SHA256End(&ctx, out);
 }
 
+/* mkdir -p, for the store's own (root's) directories */
 static int
-mkdir_p_at(const char *path, mode_t mode)
+mkdir_p(const char *path, mode_t mode)
 {
 	char		 tmp[PATH_MAX], *p;
 	struct stat	 st;
 
-	strlcpy(tmp, path, sizeof(tmp));
-	for (p = tmp + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		{
-			char	 c = *p;
-
+	if (strlcpy(tmp, path, sizeof(tmp)) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = tmp + 1; p != NULL; ) {
+		if ((p = strchr(p, '/')) != NULL)
 			*p = '\0';
-			if (mkdir(tmp, mode) == -1 && (errno != EEXIST ||
-			    lstat(tmp, &st) == -1 || !S_ISDIR(st.st_mode)))
-				return -1;
-			*p = c;
-		}
-		if (*p == '\0')
-			break;
+		if (mkdir(tmp, mode) == -1 && (errno != EEXIST ||
+		    lstat(tmp, &st) == -1 || !S_ISDIR(st.st_mode)))
+			return -1;
+		if (p != NULL)
+			*p++ = '/';
 	}
 	return 0;
 }
@@ -320,7 +318,7 @@ store_ingest(const struct store_pkg *p, int stagefd, int libfd, char *err,
 		return -1;
 	if (!store_has(p)) {
 		if (entry_path(p, path, sizeof(path)) == -1 ||
-		    mkdir_p_at(path, 0755) == -1 ||
+		    mkdir_p(path, 0755) == -1 ||
 		    (efd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC)) == -1) {
 			snprintf(err, errlen, "store: %s", strerror(errno));

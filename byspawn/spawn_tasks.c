@@ -22,6 +22,7 @@
 
 #define TASKS_MAX	1000
 #define TASK_LINES_MAX	50000
+#define TASK_LINES_PAGE	1000	/* lines per answer, each < 1 KiB */
 
 struct task {
 	TAILQ_ENTRY(task)	 entry;
@@ -145,19 +146,30 @@ task_state_name(enum task_state s)
 	return "?";
 }
 
-/* For spawn_api.c: {id, app_id, status, created_at, lines?}, or NULL. */
+/*
+ * For spawn_api.c: {id, app_id, status, created_at, nlines, lines?},
+ * lines from line "from" on (at most TASK_LINES_PAGE), or NULL.
+ */
 json_t *
-task_to_json(const char *id, int with_lines)
+task_to_json(const char *id, int with_lines, size_t from)
 {
 	struct task	*t;
-	json_t		*o;
+	json_t		*o, *lines;
+	size_t		 i, n;
 
 	if (id == NULL || (t = task_find(id)) == NULL)
 		return NULL;
-	o = json_pack("{s:s s:s s:s s:s}", "id", t->id, "app_id", t->app_id,
-	    "status", task_state_name(t->state), "created_at", t->created_at);
-	if (with_lines)
-		json_object_set(o, "lines", t->lines);
+	n = json_array_size(t->lines);
+	o = json_pack("{s:s s:s s:s s:s s:I}", "id", t->id, "app_id",
+	    t->app_id, "status", task_state_name(t->state), "created_at",
+	    t->created_at, "nlines", (json_int_t)n);
+	if (!with_lines)
+		return o;
+	/* a page at a time: any answer fits one message */
+	lines = json_array();
+	for (i = from; i < n && i < from + TASK_LINES_PAGE; i++)
+		json_array_append(lines, json_array_get(t->lines, i));
+	json_object_set_new(o, "lines", lines);
 	return o;
 }
 

@@ -217,6 +217,27 @@ class Builds(BydTestCase):
         self.assertEqual([(b["id"], b["status"]) for b in bundles],
                          [(bid, "ready")])
 
+    def test_task_log_follows_the_build(self):
+        """GET .../logs right after the 202 streams the build's lines as
+        they come and ends when the task has."""
+        self.byd.api("POST", "/api/v1/apps", {"name": "follow"},
+                     token=self.pub)
+        st, _, out = self.byd.api(
+            "POST", "/api/v1/apps/follow/bundles", token=self.pub,
+            wait=False, raw=targz([
+                ("app.R", app_r("byC")),
+                ("DESCRIPTION", b"Package: f\nVersion: 1\nImports: byC\n")]))
+        self.assertEqual(st, 202, out)
+        st, _, t = self.byd.api("GET", "/api/v1/tasks/" + out["task_id"],
+                                token=self.pub)
+        self.assertEqual(t["status"], "running", t)
+        log = self.tasklog(out["task_id"])
+        self.assertIn("installing byC 1.0", log)
+        self.assertTrue(log.endswith("Bundle activated.\n"), log)
+        st, _, t = self.byd.api("GET", "/api/v1/tasks/" + out["task_id"],
+                                token=self.pub)
+        self.assertEqual(t["status"], "completed", t)
+
     # -- failures ----------------------------------------------------------
 
     def test_unknown_package_keeps_previous_bundle(self):
