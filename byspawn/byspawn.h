@@ -517,6 +517,7 @@ int	 store_link(const struct store_pkg *, int libfd, char *err,
 int	 store_ingest(const struct store_pkg *, int stagefd, int libfd,
 	    char *err, size_t errlen);
 int	 store_sweep(int64_t retention_ms);
+void	 store_clean_staging(void);
 
 /* spawn_build.c: dependency builds */
 void	 builds_init(void);

@@ -334,6 +334,7 @@ builds_init(void)
 {
 	repos_paths();
 	r_installs_init();
+	store_clean_staging();
 	if (proc_conf->storage.store_retention > 0)
 		store_sweep(proc_conf->storage.store_retention);
 }
@@ -1021,8 +1022,10 @@ build_begin(struct build *b)
 	}
 	build_names(b);
 	snprintf(in, sizeof(in), "%s/in", b->workdir);
-	if (mkdir(b->workdir, 0755) == -1 || mkdir(in, 0755) == -1 ||
-	    mkdir(b->libdir, 0755) == -1) {
+	/* exact modes whatever the umask: the steps read in/, workers lib */
+	if (mkdir(b->workdir, 0755) == -1 || chmod(b->workdir, 0755) == -1 ||
+	    mkdir(in, 0755) == -1 || chmod(in, 0755) == -1 ||
+	    mkdir(b->libdir, 0755) == -1 || chmod(b->libdir, 0755) == -1) {
 		json_decref(m);
 		build_fail(b, "internal error: %s", strerror(errno));
 		return;

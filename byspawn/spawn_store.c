@@ -84,7 +84,7 @@ store_key(const char *const fields[], size_t n, char out[65])
 	SHA256End(&ctx, out);
 }
 
-/* mkdir -p, for the store's own (root's) directories */
+/* mkdir -p, for the store's own (root's) directories, mode exact */
 static int
 mkdir_p(const char *path, mode_t mode)
 {
@@ -98,8 +98,9 @@ mkdir_p(const char *path, mode_t mode)
 	for (p = tmp + 1; p != NULL; ) {
 		if ((p = strchr(p, '/')) != NULL)
 			*p = '\0';
+		/* bundle_server_path may lead through links: follow */
 		if (mkdir(tmp, mode) == -1 && (errno != EEXIST ||
-		    lstat(tmp, &st) == -1 || !S_ISDIR(st.st_mode)))
+		    stat(tmp, &st) == -1 || !S_ISDIR(st.st_mode)))
 			return -1;
 		if (p != NULL)
 			*p++ = '/';
@@ -147,6 +148,12 @@ link_tree(int sfd, const char *src, int dfd, const char *dst, int depth)
 		close(s);
 		return -1;
 	}
+	/* whatever the umask: workers read libraries as other users */
+	if (fchmod(t, 0755) == -1) {
+		close(s);
+		close(t);
+		return -1;
+	}
 	if ((d = fdopendir(s)) == NULL) {
 		close(s);
 		close(t);
@@ -182,6 +189,40 @@ link_tree(int sfd, const char *src, int dfd, const char *dst, int depth)
 }
 
 /*
+ * A regular file of the tree, through its own descriptor so that
+ * nothing can be swapped in between: root's, 0644 or 0755, and no
+ * other name may share it (a hard link to something else).
+ */
+static int
+seal_file(int dfd, const char *name, char *err, size_t errlen)
+{
+	struct stat	 st;
+	int		 fd;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		snprintf(err, errlen, "%s: %s", name, S_ISREG(st.st_mode) ?
+		    "has other links" : "changed while sealed");
+		close(fd);
+		return -1;
+	}
+	if (fchown(fd, 0, 0) == -1 || fchmod(fd, (st.st_mode & 0100) ?
+	    0755 : 0644) == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
  * Make a tree a build step wrote fit for the store: root's, nobody
  * else may write, no set-id bits, only directories, regular files and
  * symbolic links.
@@ -209,6 +250,7 @@ seal_tree(int pfd, const char *name, int depth, char *err, size_t errlen)
 		return -1;
 	}
 	if ((d = fdopendir(fd)) == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -225,20 +267,8 @@ seal_tree(int pfd, const char *name, int depth, char *err, size_t errlen)
 			    errlen) == -1)
 				goto out;
 		} else if (S_ISREG(st.st_mode)) {
-			if (st.st_nlink != 1) {
-				/* a link to something else of the step's */
-				snprintf(err, errlen, "%s: has other links",
-				    de->d_name);
+			if (seal_file(fd, de->d_name, err, errlen) == -1)
 				goto out;
-			}
-			if (fchownat(fd, de->d_name, 0, 0,
-			    AT_SYMLINK_NOFOLLOW) == -1 ||
-			    fchmodat(fd, de->d_name, (st.st_mode & 0100) ?
-			    0755 : 0644, 0) == -1) {
-				snprintf(err, errlen, "%s: %s", de->d_name,
-				    strerror(errno));
-				goto out;
-			}
 		} else if (S_ISLNK(st.st_mode)) {
 			if (fchownat(fd, de->d_name, 0, 0,
 			    AT_SYMLINK_NOFOLLOW) == -1) {
@@ -258,7 +288,25 @@ seal_tree(int pfd, const char *name, int depth, char *err, size_t errlen)
 	return rv;
 }
 
-/* Is the package in the store?  Touches the entry when it is. */
+/* Remove a directory of ours and what is left in it. */
+static void
+remove_dir(const char *path)
+{
+	char	 parent[PATH_MAX], *slash;
+	int	 fd;
+
+	strlcpy(parent, path, sizeof(parent));
+	if ((slash = strrchr(parent, '/')) == NULL)
+		return;
+	*slash = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	if (unpack_remove_tree(fd, slash + 1) == -1 && errno != ENOENT)
+		log_warn("remove %s", path);
+	close(fd);
+}
+
+/* Is the package in the store? */
 int
 store_has(const struct store_pkg *p)
 {
@@ -311,27 +359,56 @@ int
 store_ingest(const struct store_pkg *p, int stagefd, int libfd, char *err,
     size_t errlen)
 {
-	char	 path[PATH_MAX];
-	int	 efd;
+	char		 root[PATH_MAX / 2], tmp[PATH_MAX], path[PATH_MAX];
+	struct stat	 st;
+	int		 tfd = -1, efd = -1, rv = -1;
 
-	if (seal_tree(stagefd, p->name, 0, err, errlen) == -1)
+	if (fstatat(stagefd, p->name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not an installed package", p->name);
 		return -1;
+	}
+	/*
+	 * First out of the step's reach: into a directory of root's in
+	 * the store, where nothing can be swapped while it is sealed.
+	 */
+	store_root(root, sizeof(root));
+	snprintf(tmp, sizeof(tmp), "%s/.staging/%s.XXXXXX", root, p->key);
+	snprintf(path, sizeof(path), "%s/.staging", root);
+	if (mkdir_p(path, 0700) == -1 || mkdtemp(tmp) == NULL ||
+	    (tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "store: %s", strerror(errno));
+		goto done;
+	}
+	if (renameat(stagefd, p->name, tfd, p->name) == -1) {
+		snprintf(err, errlen, "%s: %s", p->name, strerror(errno));
+		goto done;
+	}
+	if (seal_tree(tfd, p->name, 0, err, errlen) == -1)
+		goto done;
+	/* an equal build may have got there first: keep its entry */
 	if (!store_has(p)) {
 		if (entry_path(p, path, sizeof(path)) == -1 ||
 		    mkdir_p(path, 0755) == -1 ||
 		    (efd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC)) == -1) {
+		    O_CLOEXEC)) == -1 ||
+		    renameat(tfd, p->name, efd, p->name) == -1) {
 			snprintf(err, errlen, "store: %s", strerror(errno));
-			return -1;
+			goto done;
 		}
-		if (renameat(stagefd, p->name, efd, p->name) == -1) {
-			snprintf(err, errlen, "store: %s", strerror(errno));
-			close(efd);
-			return -1;
-		}
-		close(efd);
 	}
-	return store_link(p, libfd, err, errlen);
+	rv = store_link(p, libfd, err, errlen);
+ done:
+	if (efd != -1)
+		close(efd);
+	if (tfd != -1) {
+		close(tfd);
+		remove_dir(tmp);
+	}
+	snprintf(path, sizeof(path), "%s/.staging", root);
+	rmdir(path);		/* when empty */
+	return rv;
 }
 
 /* Remove a directory's children older than cutoff, then itself if empty. */
@@ -374,6 +451,17 @@ sweep_level(int pfd, const char *name, int level, time_t cutoff)
  * [storage] store_retention: entries nobody linked for that long go.
  * Libraries that use them keep their files (hard links).
  */
+/* Start-up: ingests a crash interrupted. */
+void
+store_clean_staging(void)
+{
+	char	 root[PATH_MAX / 2], path[PATH_MAX];
+
+	store_root(root, sizeof(root));
+	snprintf(path, sizeof(path), "%s/.staging", root);
+	remove_dir(path);
+}
+
 int
 store_sweep(int64_t retention_ms)
 {
