@@ -326,7 +326,8 @@ class BuildScript(unittest.TestCase):
         plan, _ = self.resolve(repos=UNREACHABLE)
         self.assertEqual(plan["packages"][0]["source"], "GitHub")
         env = self.env(UNREACHABLE)
-        env["R_LIBS"] += ":" + fakelib
+        # first: the host may have the real remotes (etc/install-deps)
+        env["R_LIBS"] = fakelib + ":" + env["R_LIBS"]
         env["FAKE_REMOTES_TARBALL"] = os.path.join(self.contrib,
                                                    "byC_1.0.tar.gz")
         p = subprocess.run([RSCRIPT, "--vanilla", BUILD_R, "install"],
