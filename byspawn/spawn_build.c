@@ -400,8 +400,7 @@ deploy_recorded(json_t *res, void *arg)
 	int		 ok = json_integer_value(json_object_get(res,
 			    "status")) == 200;
 
-	if (b->task != NULL && ok && json_is_true(json_object_get(data,
-	    "activated"))) {
+	if (ok && json_is_true(json_object_get(data, "activated"))) {
 		task_log(b->task, "Bundle activated.");
 		build_notify_proxy(b);
 	} else if (ok)
@@ -446,8 +445,11 @@ build_fail(struct build *b, const char *fmt, ...)
 	log_info("bundle %s of app %s: build failed: %s", b->bundle_id,
 	    b->app_id, why);
 	task_log(b->task, "ERROR: %s", why);
-	remove_at(b->appdir, strrchr(b->workdir, '/') + 1);
-	remove_at(b->appdir, b->libname);
+	/* before build_names there is nothing on disk */
+	if (b->libname[0] != '\0') {
+		remove_at(b->appdir, strrchr(b->workdir, '/') + 1);
+		remove_at(b->appdir, b->libname);
+	}
 	if (b->kind == BUILD_REFRESH) {
 		task_log(b->task, "Refresh failed; the app keeps its library.");
 		task_done(b->task, 0);
