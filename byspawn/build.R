@@ -27,6 +27,17 @@
 # Base R and jsonlite only; remotes is used for GitHub, GitLab, Bitbucket
 # and git sources when the host has it.  Writes only to BLOCKYARD_LIB and
 # tempdir().
+#
+# The install step uses pak when requireNamespace("pak") finds it on the
+# library path (R_LIBS first): every plan entry goes to pak::pkg_install()
+# as a package reference (url:: or local:: for repository tarballs,
+# user/repo@sha, gitlab::, git::), without dependencies or upgrades.
+# Sources pak has no reference for (Bitbucket, a GitHub or GitLab host
+# other than the public one, a git subdirectory) still go through remotes.
+# Without pak, or with BLOCKYARD_NO_PAK=1 in the environment, it is base
+# R's install.packages() plus remotes.  The first line of the step says
+# which: "install: using pak <version>" or "install: using base R
+# install.packages".
 
 options(warn = 1, useFancyQuotes = FALSE,
         timeout = max(300, getOption("timeout")))
@@ -786,27 +797,88 @@ quietly_install <- function(expr) {
   paste(gsub("\n", " ", problems), collapse = "; ")
 }
 
-install_tarball <- function(cfg, p) {
+# The installer of this step: pak when the library path has it (and
+# BLOCKYARD_NO_PAK is not 1), else base R.  Says which; TRUE for pak.
+use_pak <- function() {
+  if (!identical(env("BLOCKYARD_NO_PAK"), "1") &&
+      requireNamespace("pak", quietly = TRUE)) {
+    say("install: using pak ", as.character(utils::packageVersion("pak")))
+    return(TRUE)
+  }
+  say("install: using base R install.packages")
+  FALSE
+}
+
+# One package reference through pak, into the library only.  pak's
+# errors are multi-line and indented: the reason is made one line.
+pak_install <- function(cfg, ref) {
+  reason <- quietly_install(pak::pkg_install(ref, lib = cfg$lib,
+                                             dependencies = FALSE,
+                                             upgrade = FALSE, ask = FALSE))
+  gsub("\\s+", " ", trimws(reason))
+}
+
+# The pak reference of a remote, or NULL where pak has none (Bitbucket, a
+# GitHub or GitLab host other than the public one, a git subdirectory).
+# A package named unlike its repository gets a "<pkg>=" prefix.
+pak_remote_ref <- function(pkg, spec) {
+  ref <- spec$RemoteSha %||% ""
+  if (!nzchar(ref)) ref <- spec$RemoteRef %||% ""
+  at <- if (nzchar(ref)) paste0("@", ref) else ""
+  subdir <- spec$RemoteSubdir %||% ""
+  host <- sub("/+$", "", sub("^https?://", "", spec$RemoteHost %||% ""))
+  repo <- paste(spec$RemoteUsername, spec$RemoteRepo, sep = "/")
+  named <- function(ref, as) paste0(if (!identical(pkg, as)) paste0(pkg, "="),
+                                    ref)
+  switch(spec$Source,
+    GitHub = if (host %in% c("", "api.github.com", "github.com"))
+      named(paste0(repo, if (nzchar(subdir)) paste0("/", subdir), at),
+            spec$RemoteRepo),
+    GitLab = if (host %in% c("", "gitlab.com"))
+      named(paste0("gitlab::", repo,
+                   if (nzchar(subdir)) paste0("/-/", subdir), at),
+            spec$RemoteRepo),
+    git = if (!nzchar(subdir))
+      named(paste0("git::", spec$RemoteUrl, at),
+            sub("\\.git$", "", basename(spec$RemoteUrl))),
+    NULL)
+}
+
+# A repository tarball.  With pak: a file:// one as local::<path>, an
+# http(s) one as url::<url>, but one with a checksum is downloaded here
+# first and, once it matches, given to pak as local::<download>.
+install_tarball <- function(cfg, p, pak = FALSE) {
   say("installing ", p$package, " ", p$version, " from ", p$url)
+  checksum <- p$checksum %||% ""
+  if (pak && !nzchar(checksum) && !startsWith(p$url, "file://"))
+    return(pak_install(cfg, paste0("url::", p$url)))
   path <- fetch(p$url)
   if (is.null(path))
     return(paste("cannot download", p$url))
-  if (nzchar(p$checksum %||% "") &&
-      !identical(unname(tools::md5sum(path)), p$checksum))
+  if (nzchar(checksum) &&
+      !identical(unname(tools::md5sum(path)), checksum))
     return(paste("checksum mismatch for", p$url))
+  if (pak)
+    return(pak_install(cfg, paste0("local::", path)))
   quietly_install(utils::install.packages(path, lib = cfg$lib, repos = NULL,
                                           type = "source"))
 }
 
-install_remote <- function(cfg, p, spec) {
+install_remote <- function(cfg, p, spec, pak = FALSE) {
   if (is.null(spec))
     return(paste("no", p$source, "remote for it in the manifest"))
-  if (!requireNamespace("remotes", quietly = TRUE))
-    fail("package '", p$package, "' needs the R package remotes for a ",
-         p$source, " source")
   if (nzchar(p$remote_sha %||% ""))
     spec$RemoteSha <- p$remote_sha
   e <- remote_entry(p$package, p$version, spec)
+  ref <- if (pak) pak_remote_ref(p$package, spec)
+  if (!is.null(ref)) {
+    say("installing ", p$package, " ", p$version, " from ", p$source, " ",
+        e$where)
+    return(pak_install(cfg, ref))
+  }
+  if (!requireNamespace("remotes", quietly = TRUE))
+    fail("package '", p$package, "' needs the R package remotes for a ",
+         p$source, " source")
   say("installing ", p$package, " ", p$version, " from ", p$source, " ",
       e$where)
   ref <- spec$RemoteSha %||% ""
@@ -832,7 +904,7 @@ install_remote <- function(cfg, p, spec) {
   quietly_install(do.call(fn, c(call[-1], common)))
 }
 
-install_one <- function(cfg, p, specs) {
+install_one <- function(cfg, p, specs, pak = FALSE) {
   pkg <- p$package
   ver <- p$version
   have <- lib_version(cfg$lib, pkg)
@@ -840,8 +912,8 @@ install_one <- function(cfg, p, specs) {
     say("store: ", pkg, " ", ver, " already in the library")
     return(invisible())
   }
-  reason <- if (p$source == "Repository") install_tarball(cfg, p)
-            else install_remote(cfg, p, specs[[pkg]])
+  reason <- if (p$source == "Repository") install_tarball(cfg, p, pak)
+            else install_remote(cfg, p, specs[[pkg]], pak)
   have <- lib_version(cfg$lib, pkg)
   if (is.na(have) || (nzchar(ver) && !same_version(have, ver))) {
     if (!nzchar(reason))
@@ -856,11 +928,12 @@ install <- function(cfg) {
   if (!file.exists(cfg$install_plan))
     fail("no plan at ", cfg$install_plan, ": run the resolve step first")
   plan <- jsonlite::fromJSON(cfg$install_plan, simplifyVector = FALSE)
+  pak <- use_pak()
   specs <- list()
   if (any(vapply(plan$packages, function(p) p$source != "Repository", TRUE)))
     specs <- remote_specs(read_manifest(cfg$manifest))
   for (p in plan$packages)
-    install_one(cfg, p, specs)
+    install_one(cfg, p, specs, pak)
   say("install: ", length(plan$packages), " packages in ", cfg$lib)
 }
 

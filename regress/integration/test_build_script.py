@@ -5,11 +5,14 @@ scripts, host satisfaction, offline, errors) and install (order, store
 skips, failures)."""
 
 import hashlib
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,19 +45,75 @@ FAKE_REMOTES = {
                    "Description: Records install_github calls.\n"
                    "Author: t\nMaintainer: t <t@example.invalid>\n"
                    "License: GPL-2\n",
-    "NAMESPACE": "export(install_github)\n",
-    "R/fake.R": """install_github <- function(repo, ref = "HEAD", subdir = NULL,
-                           upgrade = "ask", dependencies = NA, lib,
-                           force = FALSE, ...) {
-  call <- list(fn = "install_github", repo = repo, ref = ref,
-               upgrade = upgrade, dependencies = dependencies, lib = lib)
+    "NAMESPACE": "export(install_github, install_bitbucket)\n",
+    "R/fake.R": """record <- function(call, lib) {
   writeLines(jsonlite::toJSON(call, auto_unbox = TRUE),
              file.path(lib, "remotes-call.json"))
   utils::install.packages(Sys.getenv("FAKE_REMOTES_TARBALL"), lib = lib,
                           repos = NULL, type = "source")
 }
+install_github <- function(repo, ref = "HEAD", subdir = NULL,
+                           upgrade = "ask", dependencies = NA, lib,
+                           force = FALSE, ...) {
+  record(list(fn = "install_github", repo = repo, ref = ref,
+              upgrade = upgrade, dependencies = dependencies, lib = lib),
+         lib)
+}
+install_bitbucket <- function(repo, ref = "HEAD", subdir = NULL,
+                              upgrade = "ask", dependencies = NA, lib,
+                              force = FALSE, ...) {
+  record(list(fn = "install_bitbucket", repo = repo, ref = ref,
+              upgrade = upgrade, dependencies = dependencies, lib = lib),
+         lib)
+}
 """,
 }
+
+# A stand-in for pak: pkg_install() appends how it was called to
+# pak-calls.json in the library, then installs the tarball the reference
+# names (local::<path>, url::<url>) or, for a remote reference,
+# $FAKE_PAK_TARBALL.  With $FAKE_PAK_FAIL set it fails as pak does, with an
+# error.
+FAKE_PAK = {
+    "DESCRIPTION": "Package: pak\nVersion: 0.0.1\nTitle: Fake\n"
+                   "Description: Records pkg_install calls.\n"
+                   "Author: t\nMaintainer: t <t@example.invalid>\n"
+                   "License: GPL-2\n",
+    "NAMESPACE": "export(pkg_install)\n",
+    "R/fake.R": """pkg_install <- function(pkg, lib = .libPaths()[[1L]],
+                        upgrade = FALSE, ask = interactive(),
+                        dependencies = NA) {
+  if (nzchar(Sys.getenv("FAKE_PAK_FAIL")))
+    stop("! Failed to build source package ", pkg, ": ",
+         Sys.getenv("FAKE_PAK_FAIL"), call. = FALSE)
+  record <- file.path(lib, "pak-calls.json")
+  calls <- if (file.exists(record))
+    jsonlite::fromJSON(record, simplifyVector = FALSE) else list()
+  calls[[length(calls) + 1]] <- list(pkg = pkg, lib = lib, upgrade = upgrade,
+                                     ask = ask, dependencies = dependencies)
+  writeLines(jsonlite::toJSON(calls, auto_unbox = TRUE), record)
+  if (startsWith(pkg, "local::")) {
+    path <- sub("^local::", "", pkg)
+  } else if (startsWith(pkg, "url::")) {
+    url <- sub("^url::", "", pkg)
+    path <- file.path(tempfile("fakepak"), basename(url))
+    dir.create(dirname(path))
+    utils::download.file(url, path, mode = "wb", quiet = TRUE)
+  } else {
+    path <- Sys.getenv("FAKE_PAK_TARBALL")
+  }
+  utils::install.packages(path, lib = lib, repos = NULL, type = "source")
+  invisible()
+}
+""",
+}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the fixture repository without logging each request."""
+
+    def log_message(self, *args):
+        pass
 
 
 def host_version(pkg):
@@ -174,6 +233,35 @@ class BuildScript(unittest.TestCase):
                               capture_output=True, text=True,
                               check=True).stdout
 
+    def fake_lib(self, *packages):
+        """A library with stand-in packages (name -> files), R CMD
+        INSTALL'ed, to put first on R_LIBS: the host may have the real
+        ones."""
+        fakelib = os.path.join(self.dir, "fakelib")
+        os.makedirs(fakelib)
+        for name, files in packages:
+            src = os.path.join(self.dir, "fake", name)
+            write_files(src, files)
+            subprocess.run(["/usr/bin/R", "CMD", "INSTALL", "-l", fakelib,
+                            src], check=True, capture_output=True,
+                           env=self.env(self.repo))
+        return fakelib
+
+    def first_on_r_libs(self, lib):
+        return ":".join([lib, self.lib] + HOST_LIBS[:2])
+
+    def pak_calls(self):
+        path = os.path.join(self.lib, "pak-calls.json")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return json.load(f)
+
+    def pak_call(self, ref):
+        """What build.R should pass to pak::pkg_install for ref."""
+        return {"pkg": ref, "lib": self.lib, "upgrade": False, "ask": False,
+                "dependencies": False}
+
     def names(self, entries):
         return [e["package"] for e in entries]
 
@@ -227,6 +315,10 @@ class BuildScript(unittest.TestCase):
         self.assertIn("resolve: byA 1.0 from %s" % self.repo, out)
 
         out = self.build("install")
+        if host_version("pak"):
+            self.assertIn("install: using pak ", out)
+        else:
+            self.assertIn("install: using base R install.packages\n", out)
         self.assertIn("installing byA 1.0 from %s" % a["url"], out)
         self.assertIn("installed byA 1.0", out)
         self.assertEqual(self.lib_version("byA"), "1.0")
@@ -304,20 +396,14 @@ class BuildScript(unittest.TestCase):
                          ("byGh", "0.1", "GitHub", "", "0123abcd"))
         if host_version("remotes"):
             self.skipTest("remotes is installed on this host")
-        out = self.build("install", ok=False)
+        out = self.build("install", ok=False, BLOCKYARD_NO_PAK="1")
         self.assertIn("ERROR: package 'byGh' needs the R package remotes "
                       "for a GitHub source", out)
 
     def test_pinned_github_through_remotes(self):
         # a stand-in remotes package that records its arguments and
         # installs byC from the fixture repository
-        fake = os.path.join(self.dir, "fake")
-        write_files(os.path.join(fake, "remotes"), FAKE_REMOTES)
-        fakelib = os.path.join(self.dir, "fakelib")
-        os.makedirs(fakelib)
-        subprocess.run(["/usr/bin/R", "CMD", "INSTALL", "-l", fakelib,
-                        os.path.join(fake, "remotes")], check=True,
-                       capture_output=True, env=self.env(self.repo))
+        fakelib = self.fake_lib(("remotes", FAKE_REMOTES))
         self.manifest(packages={"byC": {
             "Package": "byC", "Version": "1.0", "Source": "GitHub",
             "RemoteType": "github", "RemoteUsername": "someone",
@@ -330,6 +416,7 @@ class BuildScript(unittest.TestCase):
         env["R_LIBS"] = fakelib + ":" + env["R_LIBS"]
         env["FAKE_REMOTES_TARBALL"] = os.path.join(self.contrib,
                                                    "byC_1.0.tar.gz")
+        env["BLOCKYARD_NO_PAK"] = "1"  # the host may have pak
         p = subprocess.run([RSCRIPT, "--vanilla", BUILD_R, "install"],
                            env=env, capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -341,6 +428,154 @@ class BuildScript(unittest.TestCase):
         self.assertEqual(call, {"fn": "install_github", "repo": "someone/byC",
                                 "ref": "0123abcd", "upgrade": "never",
                                 "dependencies": False, "lib": self.lib})
+
+    # -- pak -------------------------------------------------------------
+
+    def test_install_through_pak(self):
+        # a stand-in pak, first on R_LIBS: a repository package (file://,
+        # so local::<path>) and a GitHub one, both through pak_install()
+        fakelib = self.fake_lib(("pak", FAKE_PAK))
+        self.manifest(packages={
+            "byA": {"Package": "byA", "Version": "1.1",
+                    "Source": "Repository", "Repository": "CRAN"},
+            "byC": {"Package": "byC", "Version": "1.0", "Source": "GitHub",
+                    "RemoteType": "github", "RemoteHost": "api.github.com",
+                    "RemoteUsername": "someone", "RemoteRepo": "byC",
+                    "RemoteRef": "main", "RemoteSha": "0123abcd"}})
+        plan, _ = self.resolve()
+        self.assertEqual(self.names(plan["packages"]), ["byA", "byC"])
+        byc = os.path.join(self.contrib, "byC_1.0.tar.gz")
+        out = self.build("install", R_LIBS=self.first_on_r_libs(fakelib),
+                         FAKE_PAK_TARBALL=byc)
+        self.assertTrue(out.startswith("install: using pak 0.0.1\n"), out)
+        self.assertNotIn("install: using base R", out)
+        self.assertIn("installing byA 1.1 from %s/src/contrib/byA_1.1.tar.gz"
+                      % self.repo, out)
+        self.assertIn("installed byA 1.1", out)
+        self.assertIn("installing byC 1.0 from GitHub someone/byC@0123abcd",
+                      out)
+        self.assertIn("installed byC 1.0", out)
+        self.assertEqual(self.pak_calls(), [
+            self.pak_call("local::" + os.path.join(self.contrib,
+                                                   "byA_1.1.tar.gz")),
+            self.pak_call("someone/byC@0123abcd")])
+        self.assertFalse(os.path.exists(os.path.join(self.lib,
+                                                     "remotes-call.json")))
+        self.assertEqual(self.lib_version("byA"), "1.1")
+        self.assertEqual(self.lib_version("byC"), "1.0")
+        self.assertEqual(self.r('cat(byA::byA_version())'), "1.1")
+
+    def test_install_through_pak_over_http(self):
+        # an http repository: an archived version (no checksum) goes to pak
+        # as url::<url>; one with a checksum is downloaded and checked
+        # first, then given to pak as local::<the download>
+        handler = functools.partial(_QuietHandler, directory=self.repo_dir)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        repo = "http://127.0.0.1:%d" % server.server_address[1]
+        fakelib = self.fake_lib(("pak", FAKE_PAK))
+        self.manifest(packages={
+            "byA": {"Package": "byA", "Version": "1.0"},
+            "byC": {"Package": "byC", "Version": "1.0"}})
+        plan, _ = self.resolve(repos=repo)
+        a, c = plan["packages"]
+        self.assertEqual(a["checksum"], "")
+        self.assertNotEqual(c["checksum"], "")
+        out = self.build("install", repos=repo,
+                         R_LIBS=self.first_on_r_libs(fakelib))
+        self.assertIn("install: using pak 0.0.1\n", out)
+        calls = self.pak_calls()
+        self.assertEqual(calls[0], self.pak_call(
+            "url::%s/src/contrib/Archive/byA/byA_1.0.tar.gz" % repo))
+        self.assertEqual(len(calls), 2)
+        self.assertTrue(calls[1]["pkg"].startswith("local::" + self.rtmp))
+        self.assertTrue(calls[1]["pkg"].endswith("/byC_1.0.tar.gz"))
+        self.assertEqual(calls[1], self.pak_call(calls[1]["pkg"]))
+        self.assertEqual(self.lib_version("byA"), "1.0")
+        self.assertEqual(self.lib_version("byC"), "1.0")
+        # a checksum that does not match never reaches pak
+        with open(self.plan_path, "w") as f:
+            json.dump(dict(plan, packages=[dict(c, checksum="0" * 32)]), f)
+        shutil.rmtree(os.path.join(self.lib, "byC"))
+        os.remove(os.path.join(self.lib, "pak-calls.json"))
+        out = self.build("install", repos=repo, ok=False,
+                         R_LIBS=self.first_on_r_libs(fakelib))
+        self.assertIn("ERROR: installing byC 1.0 failed: checksum mismatch",
+                      out)
+        self.assertEqual(self.pak_calls(), [])
+
+    def test_pak_refs_for_remote_sources(self):
+        # GitLab (subdir after /-/), git, a package named unlike its
+        # repository; Bitbucket, which pak has no reference for, and a
+        # GitHub Enterprise host still go through remotes
+        fakelib = self.fake_lib(("pak", FAKE_PAK),
+                                ("remotes", FAKE_REMOTES))
+        byc = os.path.join(self.contrib, "byC_1.0.tar.gz")
+        base = {"Package": "byC", "Version": "1.0", "RemoteSha": "abc123",
+                "RemoteRef": "main", "RemoteUsername": "someone",
+                "RemoteRepo": "byC"}
+        cases = [
+            ({"Source": "GitLab", "RemoteHost": "gitlab.com",
+              "RemoteSubdir": "pkg"}, "gitlab::someone/byC/-/pkg@abc123"),
+            ({"Source": "git", "RemoteUrl": "https://git.example.com/byC.git"},
+             "git::https://git.example.com/byC.git@abc123"),
+            ({"Source": "GitHub", "RemoteRepo": "byC-r", "RemoteSha": "",
+              "RemoteSubdir": "sub"}, "byC=someone/byC-r/sub@main"),
+            ({"Source": "Bitbucket"}, None),
+            ({"Source": "GitHub", "RemoteHost": "ghe.example.com/api/v3"},
+             None),
+        ]
+        for change, ref in cases:
+            with self.subTest(source=change["Source"], ref=ref):
+                shutil.rmtree(self.lib)
+                os.makedirs(self.lib)
+                self.manifest(packages={"byC": dict(base, **change)})
+                self.resolve(repos=UNREACHABLE)
+                out = self.build("install", repos=UNREACHABLE,
+                                 R_LIBS=self.first_on_r_libs(fakelib),
+                                 FAKE_PAK_TARBALL=byc,
+                                 FAKE_REMOTES_TARBALL=byc)
+                self.assertIn("install: using pak 0.0.1\n", out)
+                self.assertIn("installed byC 1.0", out)
+                remotes_call = os.path.join(self.lib, "remotes-call.json")
+                if ref is None:
+                    self.assertEqual(self.pak_calls(), [])
+                    with open(remotes_call) as f:
+                        self.assertEqual(json.load(f)["fn"], "install_"
+                                         + change["Source"].lower())
+                else:
+                    self.assertEqual(self.pak_calls(), [self.pak_call(ref)])
+                    self.assertFalse(os.path.exists(remotes_call))
+
+    def test_pak_failure(self):
+        fakelib = self.fake_lib(("pak", FAKE_PAK))
+        self.manifest(packages={"byC": {"Package": "byC", "Version": "1.0"}})
+        self.resolve()
+        out = self.build("install", ok=False,
+                         R_LIBS=self.first_on_r_libs(fakelib),
+                         FAKE_PAK_FAIL="no compiler\n  here")
+        self.assertIn("install: using pak 0.0.1\n", out)
+        self.assertIn("installing byC 1.0 from %s" % self.repo, out)
+        self.assertIn("ERROR: installing byC 1.0 failed: ! Failed to build "
+                      "source package local::%s: no compiler here\n"
+                      % os.path.join(self.contrib, "byC_1.0.tar.gz"), out)
+        self.assertNotIn("installed byC", out)
+        self.assertIsNone(self.lib_version("byC"))
+
+    def test_no_pak_forces_base_r(self):
+        fakelib = self.fake_lib(("pak", FAKE_PAK))
+        self.manifest(packages={"byC": {"Package": "byC", "Version": "1.0"}})
+        self.resolve()
+        out = self.build("install", R_LIBS=self.first_on_r_libs(fakelib),
+                         BLOCKYARD_NO_PAK="1")
+        self.assertTrue(out.startswith(
+            "install: using base R install.packages\n"), out)
+        self.assertNotIn("using pak", out)
+        self.assertIn("installed byC 1.0", out)
+        self.assertEqual(self.pak_calls(), [])
+        self.assertEqual(self.lib_version("byC"), "1.0")
 
     # -- description -----------------------------------------------------
 
