@@ -43,6 +43,10 @@ define prog_objs
 $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard $(1)/*.c))) $(GEN_OBJS_$(1))
 endef
 
+define prog_libobjs
+$(filter-out $(BUILD)/obj/$(1)/$(1).o,$(call prog_objs,$(1)))
+endef
+
 # byspawn carries its build script (byspawn/build.R) as a C string.
 GEN_OBJS_byspawn = $(BUILD)/obj/gen/build_script.o
 $(BUILD)/gen/build_script.c: byspawn/build.R
@@ -53,10 +57,7 @@ $(BUILD)/gen/build_script.c: byspawn/build.R
 	  echo ';'; } > $@
 $(BUILD)/obj/gen/build_script.o: $(BUILD)/gen/build_script.c
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -Wmissing-prototypes,$(CFLAGS)) -Wno-overlength-strings -c -o $@ $<
-define prog_libobjs
-$(filter-out $(BUILD)/obj/$(1)/$(1).o,$(call prog_objs,$(1)))
-endef
+	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 BINS	 = $(SBIN:%=$(BUILD)/sbin/%) $(LIBEXEC:%=$(BUILD)/libexec/blockyard/%)
 MANS	 = $(sort $(wildcard man/*.[158]))

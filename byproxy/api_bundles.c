@@ -450,8 +450,9 @@ refresh_allowed(struct http_request *req, json_t *res, void *arg)
 static void
 h_refresh(struct http_request *req, void *arg)
 {
-	api_call(req, "bundles.refresh_check", json_pack("{s:s}", "id",
-	    http_request_param(req, "id")), refresh_allowed, arg);
+	api_call(req, "bundles.refresh_check", json_pack("{s:s s:b}", "id",
+	    http_request_param(req, "id"), "rollback", arg != NULL),
+	    refresh_allowed, arg);
 }
 
 static const struct http_route bundle_routes[] = {

@@ -1106,7 +1106,6 @@ build_op_refresh(json_t *args)
 	char		 path[PATH_MAX], err[512];
 	struct build	*b;
 	json_t		*m;
-	int		 pinned;
 
 	app = json_string_value(json_object_get(args, "app_id"));
 	bundle = json_string_value(json_object_get(args, "bundle_id"));
@@ -1115,14 +1114,11 @@ build_op_refresh(json_t *args)
 		return spawn_fail(400, "bad_request", "bad app or bundle id");
 	snprintf(path, sizeof(path), "%s/%s/%s.manifest.json",
 	    proc_conf->storage.bundle_server_path, app, bundle);
+	/* bystate refused pinned bundles; older bundles have no manifest */
 	if ((m = manifest_load(path, err, sizeof(err))) == NULL)
 		return spawn_fail(409, "conflict", "the active bundle has no "
 		    "manifest; redeploy it");
-	pinned = json_object_size(json_object_get(m, "packages")) > 0;
 	json_decref(m);
-	if (pinned)
-		return spawn_fail(409, "conflict", "App was deployed with "
-		    "pinned dependencies. Redeploy to update.");
 	if (app_building(app))
 		return spawn_fail(409, "conflict", "a build of this app is "
 		    "already running");

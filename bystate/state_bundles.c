@@ -242,7 +242,8 @@ op_bundles_refresh_check(struct api_ctx *ctx)
 		return;
 	}
 	json_decref(arr);
-	audit_log(ctx, "app.refresh", app.id, json_pack("{s:s}",
+	audit_log(ctx, json_is_true(json_object_get(ctx->args, "rollback")) ?
+	    "app.refresh.rollback" : "app.refresh", app.id, json_pack("{s:s}",
 	    "bundle_id", bundle));
 	api_ok(ctx, 200, json_pack("{s:s s:s s:I s:f}", "app_id", app.id,
 	    "bundle_id", bundle, "memory_limit", (json_int_t)mem,

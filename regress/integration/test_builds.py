@@ -211,7 +211,7 @@ class Builds(BydTestCase):
         self.assertEqual(m["version"], 1)
         self.assertIn("app.R", m["files"])
 
-        # a worker gets the library first on R_LIBS
+        # ready, and the only bundle
         bundles = self.byd.api("GET", "/api/v1/apps/scripts/bundles",
                                token=self.pub)[2]["bundles"]
         self.assertEqual([(b["id"], b["status"]) for b in bundles],
